@@ -1,0 +1,149 @@
+"""What a running step sees: the channel behind the cancel-key rules, variables, expressions and the journal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from ivrkit.engine.channel import Channel
+from ivrkit.engine.journal import Journal
+from ivrkit.engine.state import CallState
+from ivrkit.engine.transitions import Cancelled
+from ivrkit.engine.world import QueueStats, World
+from ivrkit.flow.expressions import Template
+from ivrkit.flow.model import Defaults, Flow
+from ivrkit.flow.segments import PromptSegment, SaySegment, Segment
+from ivrkit.steps.base import Step
+
+
+class _LazyVariables:
+    """``channel.NAME`` in expressions: read from the channel only when used."""
+
+    def __init__(self, read: Callable[[str], str | None]):
+        self._read = read
+
+    def __getattr__(self, name: str) -> str | None:
+        return self._read(name)
+
+    def __getitem__(self, name: str) -> str | None:
+        return self._read(name)
+
+
+class _Queues:
+    """``queues.support.waiting`` in expressions."""
+
+    def __init__(self, world: World):
+        self._world = world
+
+    def __getattr__(self, name: str) -> QueueStats:
+        return self._world.queue(name)
+
+    def __getitem__(self, name: str) -> QueueStats:
+        return self._world.queue(name)
+
+
+class CallContext:
+    """The engine's side of one call, handed to :meth:`Step.run`."""
+
+    def __init__(self, channel: Channel, flow: Flow, state: CallState, journal: Journal, world: World,
+                 prompt_languages: Callable[[str, Sequence[str]], str]):
+        self.channel = channel
+        self.flow = flow
+        self.state = state
+        self.journal = journal
+        self.world = world
+        self.step: Step | None = None
+        self.resumed_outcome: str | None = None
+        self._prompt_language = prompt_languages
+
+    @property
+    def defaults(self) -> Defaults:
+        return self.flow.defaults
+
+    def now(self) -> dt.datetime:
+        return self.channel.now()
+
+    def log(self, kind: str, /, **detail: Any) -> None:
+        self.journal.record(self.now(), kind, self.flow.name, self.step.name if self.step else None, **detail)
+
+    # -- variables and expressions --------------------------------------------------------------------
+
+    def scope(self) -> dict[str, Any]:
+        info = self.channel.info
+        return {
+            "caller": {"number": info.caller_number, "name": info.caller_name},
+            "call": {
+                "uniqueid": info.uniqueid,
+                "dnid": info.dnid,
+                "channel": info.channel,
+                "language": self.language,
+                "args": list(info.args),
+                "params": dict(info.params),
+                "flow": self.flow.name,
+            },
+            "vars": MappingProxyType(self.state.vars),
+            "channel": _LazyVariables(self.channel.get_variable),
+            "now": self.now().astimezone(zoneinfo.ZoneInfo(self.flow.timezone)),
+            "queues": _Queues(self.world),
+            "maintenance": self.world.maintenance(self.flow.name),
+        }
+
+    def render(self, template: Template) -> Any:
+        return template.render(self.scope())
+
+    def set_vars(self, values: dict[str, Any]) -> None:
+        self.state.vars.update(values)
+        self.log("set", **{name: value for name, value in values.items()})
+
+    # -- audio and keys, with the cancel key --------------------------------------------------------------
+
+    @property
+    def language(self) -> str:
+        return self.channel.info.language or self.flow.language
+
+    def cancel_key(self) -> str:
+        """The cancel key in force now, or "" when it is off or has nowhere to lead."""
+        if self.step is None:
+            return ""
+        key = self.flow.cancel_key_for(self.step)
+        return key if key and self.cancel_target() else ""
+
+    def cancel_target(self) -> str | None:
+        if self.step is None:
+            return None
+        return self.step.cancel_to or self.state.previous_menu(self.step.name)
+
+    def _check_cancel(self, key: str | None, discarded: str = "") -> None:
+        cancel = self.cancel_key()
+        if key is not None and cancel and key == cancel:
+            target = self.cancel_target()
+            assert target is not None
+            raise Cancelled(target, discarded)
+
+    def play(self, segments: Sequence[Segment], escape: str = "") -> str | None:
+        """Play segments in order; stop at the first escape key (or cancel key) pressed and return it."""
+        cancel = self.cancel_key()
+        keys = escape + (cancel if cancel not in escape else "")
+        for segment in segments:
+            if isinstance(segment, PromptSegment):
+                language = self._prompt_language(segment.prompt, [self.language, self.flow.language])
+                key = self.channel.play_prompt(segment.prompt, language, keys)
+                self.log("played", prompt=segment.prompt, language=language, interrupted_by=key)
+            else:
+                assert isinstance(segment, SaySegment)
+                value = str(self.render(segment.value))
+                key = self.channel.say(segment.say, value, self.language, keys)
+                self.log("played", say=segment.say, value=value, interrupted_by=key)
+            if key is not None:
+                self._check_cancel(key)
+                return key
+        return None
+
+    def wait_for_key(self, timeout: float) -> str | None:
+        key = self.channel.wait_for_key(timeout)
+        self.log("key" if key is not None else "silence", key=key, timeout=timeout)
+        self._check_cancel(key)
+        return key

@@ -1,0 +1,56 @@
+"""The part of a call's state that must outlive one AGI session, kept on the call itself.
+
+When a flow hands the caller to the dialplan (a queue, a transfer) the AGI session ends. The dialplan later
+starts a new session to resume the flow, possibly on another server process, so nothing may live only in
+server memory: the engine writes this state to the channel variable ``IVRKIT_STATE`` as compact JSON and reads
+it back on resume.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+STATE_VARIABLE = "IVRKIT_STATE"
+MAX_STATE_BYTES = 4000  # a channel variable read over AGI is cut at about 1 KiB by GET VARIABLE; we use GET FULL VARIABLE
+
+
+@dataclass
+class CallState:
+    flow: str
+    step: str | None = None  # the hand-off step to resume at
+    vars: dict[str, Any] = field(default_factory=dict)
+    menus: list[str] = field(default_factory=list)  # menus visited, for the cancel key's default target
+    sessions: int = 0
+
+    def to_json(self) -> str:
+        data = {"f": self.flow, "s": self.step, "v": self.vars, "m": self.menus[-8:], "n": self.sessions}
+        text = json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=True)
+        if len(text) > MAX_STATE_BYTES:
+            raise ValueError(f"call state is {len(text)} bytes, more than {MAX_STATE_BYTES}: keep flow variables small")
+        return text
+
+    @classmethod
+    def from_json(cls, text: str) -> CallState:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("f"), str):
+            raise ValueError("not an ivrkit call state")
+        return cls(
+            flow=data["f"],
+            step=data.get("s"),
+            vars=dict(data.get("v") or {}),
+            menus=list(data.get("m") or []),
+            sessions=int(data.get("n") or 0),
+        )
+
+    def enter_menu(self, name: str) -> None:
+        """Remember a menu; coming back to an earlier menu forgets the ones after it."""
+        if name in self.menus:
+            del self.menus[self.menus.index(name) + 1 :]
+        else:
+            self.menus.append(name)
+
+    def previous_menu(self, current: str) -> str | None:
+        menus = [m for m in self.menus if m != current]
+        return menus[-1] if menus else None

@@ -1,0 +1,1 @@
+"""The flow language: YAML source → located nodes → step objects → static checks."""

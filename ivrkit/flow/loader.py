@@ -1,0 +1,246 @@
+"""Flow files to :class:`~ivrkit.flow.model.Flow` objects: the first stage of ``ivrkit check``.
+
+The loader reports shape problems (unknown keys, wrong types, missing options) with their positions and
+keeps going, so one run shows every mistake. Cross-references and graph checks live in
+:mod:`ivrkit.flow.checks`.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivrkit.flow.diagnostics import Diagnostics, FlowError, Location, did_you_mean, relative_name
+from ivrkit.flow.fields import (
+    INVALID,
+    NAME_PATTERN,
+    Any_,
+    Duration,
+    Integer,
+    Key,
+    MapOf,
+    Option,
+    ParseContext,
+    Record,
+    StepRef,
+    Text,
+)
+from ivrkit.flow.hours import ScheduleField, is_timezone
+from ivrkit.flow.model import DEFAULT_CANCEL_KEY, Defaults, Flow
+from ivrkit.flow.source import Mapping, Scalar, read_source
+from ivrkit.steps import COMMON_OPTIONS, STEP_KINDS, Step
+
+LANGUAGE = Text(pattern=re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?$"), what="language code such as en or de")
+
+class _Timezone(Text):
+    def parse(self, node: Any, ctx: ParseContext) -> str:
+        name = super().parse(node, ctx)
+        if name is not INVALID and not is_timezone(name):
+            return ctx.error(node, f"unknown timezone '{name}'", did_you_mean(name, zoneinfo.available_timezones()))
+        return name
+
+
+TIMEZONE = _Timezone(what="timezone such as Europe/Berlin")
+
+FLOW_OPTIONS: dict[str, Option] = {
+    "flow": Option(Text(NAME_PATTERN, what="flow name"), "The flow's name, used in `AGI(agi://host/<name>)`.", required=True),
+    "description": Option(Text(), "What the flow is for."),
+    "timezone": Option(TIMEZONE, "Timezone for `now` in expressions and for spoken dates.", "UTC"),
+    "language": Option(LANGUAGE, "Language of the prompts when the call has none of its own.", "en"),
+    "start": Option(StepRef(), "The first step.", required=True),
+    "cancel_key": Option(
+        Key(allow_none=True), 'Key that backs out of the current step (default "*"; `none` turns it off).', DEFAULT_CANCEL_KEY
+    ),
+    "defaults": Option(
+        Record(
+            {
+                "timeout": Option(Duration(), "Wait for the first key or digit.", Defaults.timeout),
+                "inter_digit_timeout": Option(Duration(), "Wait between digits.", Defaults.inter_digit_timeout),
+                "retries": Option(Integer(0, 20), "Retries after the first try in menus and collections.", Defaults.retries),
+            },
+            factory=Defaults,
+            what="defaults",
+        ),
+        "Timing defaults for the whole flow.",
+        Defaults(),
+    ),
+    "schedules": Option(MapOf(Text(NAME_PATTERN, what="schedule name"), ScheduleField(), "schedules"),
+                        "Named business hours that `hours` steps can refer to.", {}),
+    "variables": Option(MapOf(Text(NAME_PATTERN, what="variable name"), Any_(), "variables"),
+                        "Flow variables and their starting values.", {}),
+    "on_hangup": Option(StepRef(), "Step run when the caller hangs up (only `set`, `branch` and `goto` can run then)."),
+    "on_error": Option(StepRef(), "Step the call goes to when a step fails (default: hang up with outcome `error`)."),
+    "steps": Option(Any_(), "The steps, by name.", required=True),
+}
+
+
+@dataclass
+class LoadResult:
+    flows: dict[str, Flow] = field(default_factory=dict)
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+
+def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> Flow | None:
+    """Parse one flow file's text; problems go to ``diagnostics``. None when it cannot be built at all."""
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    root = read_source(file, text, diagnostics)
+    if root is None:
+        return None
+    if not isinstance(root, Mapping):
+        diagnostics.error(root.location, "a flow file is a mapping that starts with 'flow: <name>'")
+        return None
+    ctx = ParseContext(diagnostics)
+    top: dict[str, Any] = Record(FLOW_OPTIONS, what="flow").parse(_without(root, "steps"), ctx)
+    steps_node = root.get("steps")
+    steps = _load_steps(steps_node, ctx) if steps_node is not None else {}
+    if top is INVALID or steps_node is None:
+        if steps_node is None:
+            diagnostics.error(root.location, "the flow has no `steps`", "add `steps:` with at least one step")
+        return None
+    for step in steps.values():
+        if step is INVALID:
+            return None
+    return Flow(
+        name=top["flow"],
+        file=file,
+        location=root.location,
+        start=top["start"],
+        steps=steps,
+        language=top["language"],
+        timezone=top["timezone"],
+        description=top["description"],
+        cancel_key=top["cancel_key"],
+        defaults=top["defaults"],
+        schedules=top["schedules"],
+        variables=top["variables"],
+        on_hangup=top["on_hangup"],
+        on_error=top["on_error"],
+        references=ctx.references,
+    )
+
+
+def _without(node: Mapping, key: str) -> Mapping:
+    """The mapping with ``key``'s value replaced by a placeholder (it is parsed separately)."""
+    copy = Mapping(node.location, dict(node.entries))
+    if key in copy.entries:
+        key_node, value = copy.entries[key]
+        copy.entries[key] = (key_node, Scalar(value.location, None, "", False))
+    return copy
+
+
+def _load_steps(node: Any, ctx: ParseContext) -> dict[str, Step]:
+    if not isinstance(node, Mapping) or not node.entries:
+        ctx.error(node, "`steps` must be a mapping of step names to steps", "e.g. steps: {greeting: {play: welcome}}")
+        return {}
+    steps: dict[str, Step] = {}
+    for name, step_node in node.items():
+        key_node = node.key_node(name)
+        if not NAME_PATTERN.match(name):
+            ctx.error(key_node, f"'{name}' is not a valid step name", "use letters, digits, '_' and '-'")
+            continue
+        ctx.step = name
+        step = load_step(name, key_node.location, step_node, ctx)
+        ctx.step = None
+        if step is not None:
+            steps[name] = step
+    return steps
+
+
+def load_step(name: str, location: Location, node: Any, ctx: ParseContext) -> Step | None:
+    """One step: find its kind key, parse the kind's value and the sibling options."""
+    if not isinstance(node, Mapping):
+        ctx.error(node, f"step '{name}' must be a mapping such as {{play: welcome, next: menu}}")
+        return None
+    kinds = [key for key in node.keys() if key in STEP_KINDS]
+    if len(kinds) > 1:
+        ctx.error(node.key_node(kinds[1]), f"step '{name}' has two kinds, '{kinds[0]}' and '{kinds[1]}'",
+                  "split it into two steps joined by `next`")
+        return None
+    if not kinds:
+        unknown = [key for key in node.keys() if key not in COMMON_OPTIONS and not _is_option_of_any_kind(key)]
+        if unknown:
+            key = unknown[0]
+            ctx.error(node.key_node(key), f"unknown step kind '{key}'",
+                      did_you_mean(key, STEP_KINDS) or f"step kinds are: {', '.join(STEP_KINDS)}")
+        else:
+            ctx.error(node.location, f"step '{name}' has no kind", f"add one of: {', '.join(STEP_KINDS)}")
+        return None
+    kind = STEP_KINDS[kinds[0]]
+    allowed = {**COMMON_OPTIONS, **kind.options}
+    settings: dict[str, Any] = {}
+    failed = False
+    for key, value_node in node.items():
+        if key == kind.kind:
+            continue
+        if key not in allowed:
+            hint = did_you_mean(key, [*allowed, *STEP_KINDS]) or f"a {kind.kind} step takes: {', '.join(allowed)}"
+            ctx.error(node.key_node(key), f"unknown option '{key}' for a {kind.kind} step", hint)
+            failed = True
+            continue
+        with ctx.at(key):
+            settings[key] = allowed[key].field.parse(value_node, ctx)
+        failed = failed or settings[key] is INVALID
+    for key, option in allowed.items():
+        if key not in settings:
+            if option.required:
+                ctx.error(node.key_node(kind.kind), f"a {kind.kind} step needs '{key}': {option.help}")
+                failed = True
+            settings[key] = option.default
+    with ctx.at(kind.kind):
+        value = kind.body.parse(node.get(kind.kind), ctx)  # type: ignore[arg-type]
+    if failed or value is INVALID:
+        return INVALID  # type: ignore[no-any-return]
+    return kind(name, location, value, settings)
+
+
+def _is_option_of_any_kind(key: str) -> bool:
+    return any(key in kind.options for kind in STEP_KINDS.values())
+
+
+def load_file(path: Path, diagnostics: Diagnostics | None = None) -> Flow | None:
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    file = relative_name(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        diagnostics.error(Location(file, 1, 1), f"cannot read the file: {exc}")
+        return None
+    return load_text(text, file, diagnostics)
+
+
+def flow_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def load_directory(directory: Path) -> LoadResult:
+    """Every flow in a directory; two files declaring the same flow name is an error."""
+    result = LoadResult()
+    if not directory.is_dir():
+        result.diagnostics.error(Location(relative_name(directory), 1, 1), "no such flow directory",
+                                 "pass --flows DIR or create flows/")
+        return result
+    for path in flow_files(directory):
+        flow = load_file(path, result.diagnostics)
+        if flow is None:
+            continue
+        if flow.name in result.flows:
+            other = result.flows[flow.name]
+            result.diagnostics.error(flow.location, f"flow '{flow.name}' is also defined in {other.file}",
+                                     "flow names must be unique: rename one")
+            continue
+        result.flows[flow.name] = flow
+    return result
+
+
+def load_flows(directory: Path) -> dict[str, Flow]:
+    """Every flow in a directory, or :class:`FlowError` listing all problems."""
+    from ivrkit.flow.checks import check_flows
+
+    result = load_directory(directory)
+    check_flows(result.flows, result.diagnostics)
+    if result.diagnostics.errors:
+        raise FlowError(result.diagnostics)
+    return result.flows

@@ -1,0 +1,53 @@
+"""The loaded form of a flow file: a :class:`Flow` holding its :class:`~ivrkit.steps.base.Step` objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ivrkit.flow.diagnostics import Location
+from ivrkit.flow.fields import Reference
+from ivrkit.flow.hours import Schedule
+
+if TYPE_CHECKING:
+    from ivrkit.steps.base import Step
+
+DEFAULT_TIMEOUT = 5.0  # first key or digit, seconds
+DEFAULT_INTER_DIGIT_TIMEOUT = 3.0
+DEFAULT_RETRIES = 2  # three tries in all
+DEFAULT_CANCEL_KEY = "*"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Flow-wide timing defaults, overridable per step."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    inter_digit_timeout: float = DEFAULT_INTER_DIGIT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+
+
+@dataclass
+class Flow:
+    name: str
+    file: str
+    location: Location
+    start: str
+    steps: dict[str, Step]
+    language: str = "en"
+    timezone: str = "UTC"
+    description: str | None = None
+    cancel_key: str = DEFAULT_CANCEL_KEY
+    defaults: Defaults = field(default_factory=Defaults)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    on_hangup: str | None = None
+    on_error: str | None = None
+    references: list[Reference] = field(default_factory=list)
+
+    def step(self, name: str) -> Step:
+        return self.steps[name]
+
+    def cancel_key_for(self, step: Step) -> str:
+        """The cancel key in force at ``step`` ("" when off)."""
+        return self.cancel_key if step.cancel_key is None else step.cancel_key

@@ -1,0 +1,79 @@
+"""``transfer``: connect the caller to an endpoint or a number through the dialplan."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ivrkit.engine.transitions import Finish, GoTo, HandOff, Transition
+from ivrkit.flow.expressions import Template, ExpressionError
+from ivrkit.flow.fields import Duration, MapOf, OneOfShape, Option, Record, StepRef, Text, TemplateField
+from ivrkit.steps.base import Step
+
+if TYPE_CHECKING:
+    from ivrkit.engine.context import CallContext
+
+# An endpoint (PJSIP/alice, PJSIP/100@trunk) or a number (+4930123456). Nothing else may reach Dial().
+DESTINATION = re.compile(r"^(?:[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.+@-]{1,80}|\+?[0-9]{1,20})$")
+# DIALSTATUS values, lower-cased, plus `otherwise`.
+TRANSFER_OUTCOMES = ("busy", "noanswer", "congestion", "chanunavail", "cancel", "dontcall", "torture", "invalidargs", "otherwise")
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    to: Template
+    timeout: float = 30.0
+
+
+def _spec(to: Template) -> TransferSpec:
+    return TransferSpec(to)
+
+
+class Transfer(Step):
+    kind = "transfer"
+    summary = (
+        "Ends the IVR session and dials an endpoint (`PJSIP/operator`) or a number (`+4930123456`). If the "
+        "destination does not answer, the flow resumes at the step named in `outcomes` (busy, noanswer, …)."
+    )
+    body = OneOfShape(
+        scalar=TemplateField(),
+        mapping=Record(
+            {
+                "to": Option(TemplateField(), "Endpoint or number; may be a template.", required=True),
+                "timeout": Option(Duration(), "How long it rings before `noanswer`.", 30.0),
+            },
+            factory=TransferSpec,
+            what="transfer",
+        ),
+        what="destination or {to, timeout}",
+    )
+    options = {
+        "outcomes": Option(
+            MapOf(Text(choices=TRANSFER_OUTCOMES, what="transfer outcome"), StepRef(), "transfer outcomes"),
+            "Where the flow resumes when the destination is not reached (" + ", ".join(TRANSFER_OUTCOMES) + ").",
+            {},
+        ),
+    }
+    ends_call = True
+    example = """\
+operator:
+  transfer: {to: PJSIP/operator, timeout: 20s}
+  outcomes: {busy: operator_busy, noanswer: operator_busy}
+"""
+
+    @property
+    def spec(self) -> TransferSpec:
+        return self.value if isinstance(self.value, TransferSpec) else _spec(self.value)
+
+    def run(self, call: CallContext) -> Transition:
+        outcome = call.resumed_outcome
+        if outcome is None:
+            spec = self.spec
+            destination = spec.to.render_text(call.scope()).strip()
+            if not DESTINATION.match(destination):
+                raise ExpressionError(str(spec.to.source), spec.to.location, f"'{destination}' is not an endpoint or number")
+            return HandOff("transfer", destination, {"timeout": str(int(spec.timeout))})
+        outcomes: dict[str, str] = self.settings["outcomes"]
+        target = outcomes.get(outcome) or outcomes.get("otherwise")
+        return GoTo(target) if target else Finish(f"transfer-{outcome}")
