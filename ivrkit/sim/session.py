@@ -8,7 +8,7 @@ resumes the flow with that outcome through the same channel variables a real dia
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,12 +91,13 @@ class Simulation:
         handoffs: list[HandoffResult] | None = None,
         world: World | None = None,
         max_seconds: float = MAX_CALL_SECONDS,
+        channel_factory: Callable[..., SimulatedChannel] = SimulatedChannel,
     ) -> SimulationResult:
         info = CallInfo(
             uniqueid="sim-1", caller_number=caller_number, caller_name=caller_name, dnid=dnid,
             channel="Local/sim@ivrkit-0001;2", language=language, params=dict(params or {}),
         )
-        channel = SimulatedChannel(info, start, script, self.catalog, max_seconds)
+        channel = channel_factory(info, start, script, self.catalog, max_seconds)
         journal = Journal(start)
         journal.listeners.append(channel.on_event)
         engine = self.engine if world is None else Engine(self.flows, world, self.engine.prompt_language)

@@ -1,0 +1,5 @@
+"""Fixtures for engine tests."""
+
+from tests.calls import call
+
+__all__ = ["call"]
