@@ -32,7 +32,9 @@ Call = Callable[..., SimulationResult]
 def call() -> Call:
     """call(flow_yaml_or_flows, keys="1 2" | script=[...], **simulate options)"""
 
-    def run(flows: str | dict[str, Flow], keys: str = "", script: list[Any] | None = None, **options: Any) -> SimulationResult:
+    def run(
+        flows: str | dict[str, Flow], keys: str = "", script: list[Any] | None = None, **options: Any
+    ) -> SimulationResult:
         flow_set = build(flows) if isinstance(flows, str) else flows
         caller = parse_keys(keys)
         if script is not None:

@@ -13,10 +13,18 @@ from ivrkit.prompts.catalog import PromptCatalog
 
 
 def add_project_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--flows", type=Path, default=Path(os.environ.get("IVRKIT_FLOWS", "flows")),
-                        help="directory of flow files (default: flows/, or $IVRKIT_FLOWS)")
-    parser.add_argument("--prompts", type=Path, default=Path(os.environ.get("IVRKIT_PROMPTS", "prompts")),
-                        help="prompt catalog directory (default: prompts/, or $IVRKIT_PROMPTS)")
+    parser.add_argument(
+        "--flows",
+        type=Path,
+        default=Path(os.environ.get("IVRKIT_FLOWS", "flows")),
+        help="directory of flow files (default: flows/, or $IVRKIT_FLOWS)",
+    )
+    parser.add_argument(
+        "--prompts",
+        type=Path,
+        default=Path(os.environ.get("IVRKIT_PROMPTS", "prompts")),
+        help="prompt catalog directory (default: prompts/, or $IVRKIT_PROMPTS)",
+    )
 
 
 def load_project(args: argparse.Namespace) -> tuple[dict[str, Flow], PromptCatalog, Diagnostics]:

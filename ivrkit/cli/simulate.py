@@ -26,14 +26,23 @@ def register(commands: Any) -> argparse.ArgumentParser:
         description="Run a flow on a simulated call. Without --keys you are the caller: type keys at the prompt.",
     )
     parser.add_argument("flow", help="flow name (the `flow:` in the file)")
-    parser.add_argument("--keys", help='caller script, e.g. "1 123# s w10 h" (keys, s = silence, w<sec> = wait, h = hang up)')
+    parser.add_argument(
+        "--keys", help='caller script, e.g. "1 123# s w10 h" (keys, s = silence, w<sec> = wait, h = hang up)'
+    )
     parser.add_argument("--caller", default="+4930123456", help="caller number (default %(default)s)")
     parser.add_argument("--caller-name", default="Test Caller", help="caller name")
     parser.add_argument("--language", default="", help="the call's language (default: the flow's)")
-    parser.add_argument("--now", help="simulated start time, ISO 8601 with offset (default: Monday 2026-11-23 10:00 UTC)")
-    parser.add_argument("--state", help='faked external state as YAML/JSON, e.g. \'{queues: {support: {waiting: 9}}}\'')
-    parser.add_argument("--handoff", action="append", default=[], metavar="OUTCOME",
-                        help="dialplan result after each hand-off, in order (timeout, busy, …; default answered)")
+    parser.add_argument(
+        "--now", help="simulated start time, ISO 8601 with offset (default: Monday 2026-11-23 10:00 UTC)"
+    )
+    parser.add_argument("--state", help="faked external state as YAML/JSON, e.g. '{queues: {support: {waiting: 9}}}'")
+    parser.add_argument(
+        "--handoff",
+        action="append",
+        default=[],
+        metavar="OUTCOME",
+        help="dialplan result after each hand-off, in order (timeout, busy, …; default answered)",
+    )
     parser.add_argument("--json", action="store_true", help="print the journal as JSON instead of a transcript")
     add_project_options(parser)
     return parser
@@ -43,7 +52,7 @@ def _start(text: str | None) -> dt.datetime:
     if not text:
         return DEFAULT_START
     value = dt.datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,8 +72,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"ivrkit simulate: {exc}", file=sys.stderr)
         return 2
     options: dict[str, Any] = {
-        "caller_number": args.caller, "caller_name": args.caller_name, "language": args.language, "start": start,
-        "handoffs": [HandoffResult(outcome) for outcome in args.handoff], "world": world,
+        "caller_number": args.caller,
+        "caller_name": args.caller_name,
+        "language": args.language,
+        "start": start,
+        "handoffs": [HandoffResult(outcome) for outcome in args.handoff],
+        "world": world,
     }
     interactive = args.keys is None
     if interactive:
@@ -72,8 +85,13 @@ def run(args: argparse.Namespace) -> int:
         options["channel_factory"] = functools.partial(InteractiveChannel, read=_reader(), out=sys.stdout)
     result = Simulation(flows, catalog, world).run(args.flow, script, **options)
     if args.json:
-        print(json.dumps({"outcome": result.outcome, "vars": result.vars, "journal": result.journal.to_dicts()},
-                         indent=2, default=str))
+        print(
+            json.dumps(
+                {"outcome": result.outcome, "vars": result.vars, "journal": result.journal.to_dicts()},
+                indent=2,
+                default=str,
+            )
+        )
         return 0
     if not interactive:
         print(result.transcript())

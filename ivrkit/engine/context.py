@@ -48,8 +48,15 @@ class _Queues:
 class CallContext:
     """The engine's side of one call, handed to :meth:`Step.run`."""
 
-    def __init__(self, channel: Channel, flow: Flow, state: CallState, journal: Journal, world: World,
-                 prompt_languages: Callable[[str, Sequence[str]], str]):
+    def __init__(
+        self,
+        channel: Channel,
+        flow: Flow,
+        state: CallState,
+        journal: Journal,
+        world: World,
+        prompt_languages: Callable[[str, Sequence[str]], str],
+    ):
         self.channel = channel
         self.flow = flow
         self.state = state

@@ -15,7 +15,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Event:
     at: float  # seconds since the call started
-    kind: str  # session, step, played, key, choice, collected, no_input, invalid, cancel, set, handoff, hangup, end, error, …
+    kind: str  # session, step, played, key, choice, collected, no_input, invalid, cancel, set, handoff, end, …
     flow: str
     step: str | None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -52,7 +52,9 @@ class Journal:
         """Prompt ids and spoken values as the caller heard them (interrupted ones included)."""
         heard = []
         for event in self.of_kind("played"):
-            heard.append(event.detail["prompt"] if "prompt" in event.detail else f"{event.detail['say']}:{event.detail['value']}")
+            heard.append(
+                event.detail["prompt"] if "prompt" in event.detail else f"{event.detail['say']}:{event.detail['value']}"
+            )
         return heard
 
     def to_dicts(self) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ the caller hangs up (the flow's ``on_hangup`` step then runs on the dead channel
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -48,14 +49,19 @@ def first_language(prompt: str, languages: Sequence[str]) -> str:
 class Engine:
     """Runs flows. One engine serves any number of calls; all per-call state lives in the session."""
 
-    def __init__(self, flows: Mapping[str, Flow], world: World | None = None,
-                 prompt_language: Callable[[str, Sequence[str]], str] = first_language):
+    def __init__(
+        self,
+        flows: Mapping[str, Flow],
+        world: World | None = None,
+        prompt_language: Callable[[str, Sequence[str]], str] = first_language,
+    ):
         self.flows = flows
         self.world = world or StaticWorld({}, {})
         self.prompt_language = prompt_language
 
-    def run(self, channel: Channel, flow: str, *, resume_outcome: str | None = None,
-            journal: Journal | None = None) -> SessionResult:
+    def run(
+        self, channel: Channel, flow: str, *, resume_outcome: str | None = None, journal: Journal | None = None
+    ) -> SessionResult:
         """Run one session. With ``resume_outcome`` the call's saved state is resumed at its hand-off step."""
         journal = journal or Journal(channel.now())
         state = self._state(channel, flow, resume_outcome)
@@ -134,10 +140,8 @@ class Engine:
 
     def _finish(self, ctx: CallContext, outcome: str) -> SessionResult:
         result = self._end(ctx, "hangup" if outcome != "error" else "error", outcome)
-        try:
+        with contextlib.suppress(CallerHungUp):  # the caller was quicker
             ctx.channel.hangup()
-        except CallerHungUp:
-            pass
         return result
 
     def _end(self, ctx: CallContext, action: str, outcome: str) -> SessionResult:

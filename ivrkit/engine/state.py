@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STATE_VARIABLE = "IVRKIT_STATE"
-MAX_STATE_BYTES = 4000  # a channel variable read over AGI is cut at about 1 KiB by GET VARIABLE; we use GET FULL VARIABLE
+MAX_STATE_BYTES = (
+    4000  # a channel variable read over AGI is cut at about 1 KiB by GET VARIABLE; we use GET FULL VARIABLE
+)
 
 
 @dataclass

@@ -29,7 +29,9 @@ class QueueStats:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown queue statistic(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown queue statistic(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+            )
         return cls(**data)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Generic, TypeVar
 
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean
@@ -102,6 +102,30 @@ class Option:
     help: str
     default: Any = None
     required: bool = False
+
+
+def json_default(value: Any) -> Any:
+    """A default as JSON: dataclass defaults become mappings of their set fields, durations stay seconds."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_default(getattr(value, f.name)) for f in fields(value) if getattr(value, f.name) is not None}
+    if isinstance(value, (list, tuple)):
+        return [json_default(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): json_default(item) for key, item in value.items()}
+    return value
+
+
+def option_schema(option: Option) -> dict[str, Any]:
+    """The JSON Schema of one option: its field's schema plus the help as description and the default."""
+    schema = {**option.field.json_schema(), "description": option.help}
+    if option.default is not None:
+        schema["default"] = json_default(option.default)
+    return schema
+
+
+def portable_pattern(pattern: str) -> str:
+    """A Python regex as JSON Schema (ECMA 262) reads it: named groups ``(?P<name>`` become plain groups."""
+    return re.sub(r"\(\?P<\w+>", "(", pattern)
 
 
 class Text(Field[str]):
@@ -204,7 +228,8 @@ class Duration(Field[float]):
         return seconds
 
     def json_schema(self) -> dict[str, Any]:
-        return {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION.pattern}]}
+        text = {"type": "string", "pattern": portable_pattern(_DURATION.pattern)}
+        return {"anyOf": [{"type": "number", "minimum": 0, "maximum": self.maximum}, text]}
 
 
 class Key(Field[str]):
@@ -228,7 +253,8 @@ class Key(Field[str]):
         return text
 
     def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": ["string", "integer"], "pattern": "^[0-9*#]$"}
+        # The pattern applies to strings, the bounds to numbers: "5", "*" and 5 are keys, 12 is not.
+        schema: dict[str, Any] = {"type": ["string", "integer"], "pattern": "^[0-9*#]$", "minimum": 0, "maximum": 9}
         if self.allow_none:
             return {"anyOf": [schema, {"enum": ["none", None, False]}]}
         return schema
@@ -367,9 +393,10 @@ class MapOf(Field[dict[str, T]]):
 
     def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "object", "additionalProperties": self.value.json_schema()}
-        key_schema = self.key.json_schema()
-        if "pattern" in key_schema:
-            schema["propertyNames"] = {"pattern": key_schema["pattern"]}
+        key_schema = self.key.json_schema()  # keys are always strings in JSON: keep what constrains strings
+        names = {name: key_schema[name] for name in ("pattern", "enum") if name in key_schema}
+        if names:
+            schema["propertyNames"] = names
         return schema
 
 
@@ -424,7 +451,7 @@ class Record(Field[T]):
     def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {
             "type": "object",
-            "properties": {name: {**o.field.json_schema(), "description": o.help} for name, o in self.options.items()},
+            "properties": {name: option_schema(option) for name, option in self.options.items()},
             "additionalProperties": False,
         }
         required = [name for name, option in self.options.items() if option.required]

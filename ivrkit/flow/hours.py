@@ -77,7 +77,9 @@ def _parse_ranges(node: Node, ctx: ParseContext) -> Ranges | Any:
     for text, item in texts:
         match = _RANGE.match(text)
         if not match:
-            return ctx.error(item, f"'{text.strip()}' is not a time range", 'write it as "HH:MM-HH:MM", e.g. "08:00-20:00"')
+            return ctx.error(
+                item, f"'{text.strip()}' is not a time range", 'write it as "HH:MM-HH:MM", e.g. "08:00-20:00"'
+            )
         h1, m1, h2, m2 = (int(g) for g in match.groups())
         if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2):
             return ctx.error(item, f"'{text.strip()}' is not a valid time of day")
@@ -127,8 +129,11 @@ class ScheduleField(Field[Schedule]):
         ok = True
         for key in node.keys():
             if key not in ("timezone", "open", "holidays"):
-                ctx.error(node.key_node(key), f"unknown option '{key}' in business hours",
-                          did_you_mean(key, ("timezone", "open", "holidays")) or "use timezone, open and holidays")
+                ctx.error(
+                    node.key_node(key),
+                    f"unknown option '{key}' in business hours",
+                    did_you_mean(key, ("timezone", "open", "holidays")) or "use timezone, open and holidays",
+                )
                 ok = False
         timezone = self._timezone(node, ctx)
         weekly: dict[int, Ranges] = {}
@@ -138,8 +143,11 @@ class ScheduleField(Field[Schedule]):
         for key, value in open_node.items():
             days = _parse_days(key)
             if days is None:
-                ctx.error(open_node.key_node(key), f"'{key}' is not a day or range of days",
-                          "use mon, tue, wed, thu, fri, sat, sun, ranges such as mon-fri, lists such as sat,sun, or daily")
+                ctx.error(
+                    open_node.key_node(key),
+                    f"'{key}' is not a day or range of days",
+                    "use mon, tue, wed, thu, fri, sat, sun, ranges such as mon-fri, lists such as sat,sun, or daily",
+                )
                 ok = False
                 continue
             ranges = _parse_ranges(value, ctx)
@@ -159,8 +167,11 @@ class ScheduleField(Field[Schedule]):
             return ctx.error(node, "business hours need a `timezone`, e.g. Europe/Berlin")
         name = tz_node.value if isinstance(tz_node, Scalar) else None
         if not is_timezone(str(name)):
-            return ctx.error(tz_node, f"unknown timezone '{name}'",
-                             did_you_mean(str(name), zoneinfo.available_timezones()) or "use an IANA name such as Europe/Berlin")
+            return ctx.error(
+                tz_node,
+                f"unknown timezone '{name}'",
+                did_you_mean(str(name), zoneinfo.available_timezones()) or "use an IANA name such as Europe/Berlin",
+            )
         return str(name)
 
     def _holidays(self, node: Node | None, ctx: ParseContext) -> dict[dt.date, Ranges] | Any:
@@ -193,9 +204,16 @@ class ScheduleField(Field[Schedule]):
             "additionalProperties": False,
             "properties": {
                 "timezone": {"type": "string", "description": "IANA timezone, e.g. Europe/Berlin"},
-                "open": {"type": "object", "additionalProperties": ranges,
-                         "description": 'Days to opening times, e.g. {mon-fri: "08:00-20:00"}'},
-                "holidays": {"anyOf": [{"type": "array", "items": {"type": "string"}},
-                                       {"type": "object", "additionalProperties": ranges}]},
+                "open": {
+                    "type": "object",
+                    "additionalProperties": ranges,
+                    "description": 'Days to opening times, e.g. {mon-fri: "08:00-20:00"}',
+                },
+                "holidays": {
+                    "anyOf": [
+                        {"type": "array", "items": {"type": "string"}},
+                        {"type": "object", "additionalProperties": ranges},
+                    ]
+                },
             },
         }

@@ -35,6 +35,7 @@ from ivrkit.steps import COMMON_OPTIONS, STEP_KINDS, Step
 
 LANGUAGE = Text(pattern=re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?$"), what="language code such as en or de")
 
+
 class _Timezone(Text):
     def parse(self, node: Any, ctx: ParseContext) -> str:
         name = super().parse(node, ctx)
@@ -46,20 +47,26 @@ class _Timezone(Text):
 TIMEZONE = _Timezone(what="timezone such as Europe/Berlin")
 
 FLOW_OPTIONS: dict[str, Option] = {
-    "flow": Option(Text(NAME_PATTERN, what="flow name"), "The flow's name, used in `AGI(agi://host/<name>)`.", required=True),
+    "flow": Option(
+        Text(NAME_PATTERN, what="flow name"), "The flow's name, used in `AGI(agi://host/<name>)`.", required=True
+    ),
     "description": Option(Text(), "What the flow is for."),
     "timezone": Option(TIMEZONE, "Timezone for `now` in expressions and for spoken dates.", "UTC"),
     "language": Option(LANGUAGE, "Language of the prompts when the call has none of its own.", "en"),
     "start": Option(StepRef(), "The first step.", required=True),
     "cancel_key": Option(
-        Key(allow_none=True), 'Key that backs out of the current step (default "*"; `none` turns it off).', DEFAULT_CANCEL_KEY
+        Key(allow_none=True),
+        'Key that backs out of the current step (default "*"; `none` turns it off).',
+        DEFAULT_CANCEL_KEY,
     ),
     "defaults": Option(
         Record(
             {
                 "timeout": Option(Duration(), "Wait for the first key or digit.", Defaults.timeout),
                 "inter_digit_timeout": Option(Duration(), "Wait between digits.", Defaults.inter_digit_timeout),
-                "retries": Option(Integer(0, 20), "Retries after the first try in menus and collections.", Defaults.retries),
+                "retries": Option(
+                    Integer(0, 20), "Retries after the first try in menus and collections.", Defaults.retries
+                ),
             },
             factory=Defaults,
             what="defaults",
@@ -67,10 +74,16 @@ FLOW_OPTIONS: dict[str, Option] = {
         "Timing defaults for the whole flow.",
         Defaults(),
     ),
-    "schedules": Option(MapOf(Text(NAME_PATTERN, what="schedule name"), ScheduleField(), "schedules"),
-                        "Named business hours that `hours` steps can refer to.", {}),
-    "variables": Option(MapOf(Text(NAME_PATTERN, what="variable name"), Any_(), "variables"),
-                        "Flow variables and their starting values.", {}),
+    "schedules": Option(
+        MapOf(Text(NAME_PATTERN, what="schedule name"), ScheduleField(), "schedules"),
+        "Named business hours that `hours` steps can refer to.",
+        {},
+    ),
+    "variables": Option(
+        MapOf(Text(NAME_PATTERN, what="variable name"), Any_(), "variables"),
+        "Flow variables and their starting values.",
+        {},
+    ),
     "on_hangup": Option(StepRef(), "Step run when the caller hangs up (only `set`, `branch` and `goto` can run then)."),
     "on_error": Option(StepRef(), "Step the call goes to when a step fails (default: hang up with outcome `error`)."),
     "steps": Option(Any_(), "The steps, by name.", required=True),
@@ -96,7 +109,7 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
     top: dict[str, Any] = Record(FLOW_OPTIONS, what="flow").parse(_without(root, "steps"), ctx)
     steps_node = root.get("steps")
     steps = _load_steps(steps_node, ctx) if steps_node is not None else {}
-    if top is INVALID or steps_node is None:
+    if top is INVALID or steps_node is None or not steps:
         if steps_node is None:
             diagnostics.error(root.location, "the flow has no `steps`", "add `steps:` with at least one step")
         return None
@@ -140,12 +153,14 @@ def _load_steps(node: Any, ctx: ParseContext) -> dict[str, Step]:
         key_node = node.key_node(name)
         if not NAME_PATTERN.match(name):
             ctx.error(key_node, f"'{name}' is not a valid step name", "use letters, digits, '_' and '-'")
+            steps[name] = INVALID
             continue
         ctx.step = name
         step = load_step(name, key_node.location, step_node, ctx)
         ctx.step = None
-        if step is not None:
-            steps[name] = step
+        # A step that failed stays in as INVALID, so the flow is not built: building it without the step
+        # would make every reference to it a second, misleading "unknown step" error.
+        steps[name] = INVALID if step is None else step
     return steps
 
 
@@ -156,15 +171,21 @@ def load_step(name: str, location: Location, node: Any, ctx: ParseContext) -> St
         return None
     kinds = [key for key in node.keys() if key in STEP_KINDS]
     if len(kinds) > 1:
-        ctx.error(node.key_node(kinds[1]), f"step '{name}' has two kinds, '{kinds[0]}' and '{kinds[1]}'",
-                  "split it into two steps joined by `next`")
+        ctx.error(
+            node.key_node(kinds[1]),
+            f"step '{name}' has two kinds, '{kinds[0]}' and '{kinds[1]}'",
+            "split it into two steps joined by `next`",
+        )
         return None
     if not kinds:
         unknown = [key for key in node.keys() if key not in COMMON_OPTIONS and not _is_option_of_any_kind(key)]
         if unknown:
             key = unknown[0]
-            ctx.error(node.key_node(key), f"unknown step kind '{key}'",
-                      did_you_mean(key, STEP_KINDS) or f"step kinds are: {', '.join(STEP_KINDS)}")
+            ctx.error(
+                node.key_node(key),
+                f"unknown step kind '{key}'",
+                did_you_mean(key, STEP_KINDS) or f"step kinds are: {', '.join(STEP_KINDS)}",
+            )
         else:
             ctx.error(node.location, f"step '{name}' has no kind", f"add one of: {', '.join(STEP_KINDS)}")
         return None
@@ -192,7 +213,7 @@ def load_step(name: str, location: Location, node: Any, ctx: ParseContext) -> St
     with ctx.at(kind.kind):
         value = kind.body.parse(node.get(kind.kind), ctx)  # type: ignore[arg-type]
     if failed or value is INVALID:
-        return INVALID  # type: ignore[no-any-return]
+        return INVALID
     return kind(name, location, value, settings)
 
 
@@ -219,8 +240,9 @@ def load_directory(directory: Path) -> LoadResult:
     """Every flow in a directory; two files declaring the same flow name is an error."""
     result = LoadResult()
     if not directory.is_dir():
-        result.diagnostics.error(Location(relative_name(directory), 1, 1), "no such flow directory",
-                                 "pass --flows DIR or create flows/")
+        result.diagnostics.error(
+            Location(relative_name(directory), 1, 1), "no such flow directory", "pass --flows DIR or create flows/"
+        )
         return result
     for path in flow_files(directory):
         flow = load_file(path, result.diagnostics)
@@ -228,8 +250,11 @@ def load_directory(directory: Path) -> LoadResult:
             continue
         if flow.name in result.flows:
             other = result.flows[flow.name]
-            result.diagnostics.error(flow.location, f"flow '{flow.name}' is also defined in {other.file}",
-                                     "flow names must be unique: rename one")
+            result.diagnostics.error(
+                flow.location,
+                f"flow '{flow.name}' is also defined in {other.file}",
+                "flow names must be unique: rename one",
+            )
             continue
         result.flows[flow.name] = flow
     return result

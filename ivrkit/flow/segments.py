@@ -13,6 +13,7 @@ from ivrkit.flow.diagnostics import Location, did_you_mean
 from ivrkit.flow.expressions import Template
 from ivrkit.flow.fields import (
     INVALID,
+    Invalid,
     PROMPT_PATTERN,
     Field,
     ListOf,
@@ -72,7 +73,7 @@ class SayField(Field[SaySegment]):
     def parse(self, node: Node, ctx: ParseContext) -> SaySegment:
         if not isinstance(node, Mapping) or len(node.entries) != 1:
             return ctx.error(node, f"expected one of {{{', '.join(SAY_KINDS)}: value}}, got {describe(node)}")
-        (kind, value_node), = node.items()
+        ((kind, value_node),) = node.items()
         if kind not in SAY_KINDS:
             return ctx.error(
                 node.key_node(kind),
@@ -80,7 +81,7 @@ class SayField(Field[SaySegment]):
                 did_you_mean(kind, SAY_KINDS) or f"use one of: {', '.join(SAY_KINDS)}",
             )
         template = TemplateField().parse(value_node, ctx)
-        if template is INVALID:
+        if isinstance(template, Invalid):
             return INVALID
         return SaySegment(kind, template, node.location)
 

@@ -8,6 +8,7 @@ alias, ``#`` starts a comment, ``08:00`` is a number) get a hint.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,10 @@ def _location(file: str, mark: Any) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
+# A bare ``#`` where a key should be: YAML reads the rest of the line as a comment and drops the entry.
+_COMMENTED_KEY = re.compile(r"(?:^\s*(?:-\s+)?|[{,]\s+)(?P<hash>#):(?:\s|$)")
+
+
 def _yaml_hint(problem: str, line: str) -> str | None:
     stripped = line.strip()
     if "alias" in problem or "anchor" in problem or stripped.endswith("*") or ": *" in line:
@@ -117,6 +122,7 @@ class SourceReader:
 
     def read(self) -> Node | None:
         """The document's root node, or None (with a diagnostic) when the YAML does not parse."""
+        self._find_commented_keys()
         try:
             root = yaml.compose(self.text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
@@ -124,12 +130,27 @@ class SourceReader:
             location = _location(self.file, mark) if mark else Location(self.file, 1, 1)
             lines = self.text.splitlines()
             line = lines[location.line - 1] if 0 < location.line <= len(lines) else ""
-            self.diagnostics.error(location, f"invalid YAML: {exc.problem}", _yaml_hint(str(exc.problem), line))
+            # The context ("while scanning an alias") often names the trap better than the problem does.
+            hint = _yaml_hint(f"{exc.context or ''} {exc.problem}", line)
+            self.diagnostics.error(location, f"invalid YAML: {exc.problem}", hint)
             return None
         if root is None:
-            self.diagnostics.error(Location(self.file, 1, 1), "the file is empty", "a flow file starts with 'flow: <name>'")
+            self.diagnostics.error(
+                Location(self.file, 1, 1), "the file is empty", "a flow file starts with 'flow: <name>'"
+            )
             return None
         return self._convert(root)
+
+    def _find_commented_keys(self) -> None:
+        """Report ``#: …`` where a key belongs: YAML silently drops it as a comment."""
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            match = _COMMENTED_KEY.search(line)
+            if match:
+                self.diagnostics.error(
+                    Location(self.file, number, match.start("hash") + 1),
+                    "this '#' starts a comment, so the rest of the line is ignored",
+                    'quote the key: "#": …',
+                )
 
     def _convert(self, node: yaml.Node) -> Node:
         location = _location(self.file, node.start_mark)

@@ -26,8 +26,14 @@ Note = Callable[[str, dict[str, Any]], None]
 
 
 class SimulatedChannel:
-    def __init__(self, info: CallInfo, start: dt.datetime, script: CallerScript,
-                 catalog: PromptCatalog | None = None, max_seconds: float = MAX_CALL_SECONDS):
+    def __init__(
+        self,
+        info: CallInfo,
+        start: dt.datetime,
+        script: CallerScript,
+        catalog: PromptCatalog | None = None,
+        max_seconds: float = MAX_CALL_SECONDS,
+    ):
         self.info = info
         self.start = start
         self.catalog = catalog
@@ -139,7 +145,9 @@ class SimulatedChannel:
             self._hangup_at = at if self._hangup_at is None else min(self._hangup_at, at)
             self._ready_at = at
 
-    def _action_time(self, action: Action, listening: bool, prompt: str | None, prompt_start: float, end: float) -> float | None:
+    def _action_time(
+        self, action: Action, listening: bool, prompt: str | None, prompt_start: float, end: float
+    ) -> float | None:
         if action.after is not None:
             return self._ready_at + action.after
         if action.during is not None:
@@ -150,8 +158,9 @@ class SimulatedChannel:
             return None
         return max(self.t, self._ready_at) if listening else None
 
-    def _next_event(self, end: float, *, listening: bool, prompt: str | None, prompt_start: float,
-                    take_actions: bool = True) -> tuple[float, str, str | None] | None:
+    def _next_event(
+        self, end: float, *, listening: bool, prompt: str | None, prompt_start: float, take_actions: bool = True
+    ) -> tuple[float, str, str | None] | None:
         """The next thing that happens before ``end``: a key, a hang-up, or (when listening) a silence."""
         while True:
             while self._actions and self._actions[0].kind == "wait":

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import TextIO
 
 from ivrkit.engine.channel import CallInfo
+from ivrkit.engine.journal import Event
 from ivrkit.engine.transitions import CallerHungUp
 from ivrkit.prompts.catalog import PromptCatalog
 from ivrkit.sim.channel import SimulatedChannel
-from ivrkit.engine.journal import Event
 from ivrkit.sim.script import DEFAULT_GAP, KEYS, CallerScript
 
 HELP = "type keys (0-9 * #) and Enter; Enter alone = stay silent; h = hang up; ? = help"
@@ -23,8 +23,17 @@ HELP = "type keys (0-9 * #) and Enter; Enter alone = stay silent; h = hang up; ?
 class InteractiveChannel(SimulatedChannel):
     """A simulated channel whose caller is the person at the terminal."""
 
-    def __init__(self, info: CallInfo, start: dt.datetime, script: CallerScript, catalog: PromptCatalog | None,
-                 max_seconds: float, *, read: Callable[[str], str], out: TextIO):
+    def __init__(
+        self,
+        info: CallInfo,
+        start: dt.datetime,
+        script: CallerScript,
+        catalog: PromptCatalog | None,
+        max_seconds: float,
+        *,
+        read: Callable[[str], str],
+        out: TextIO,
+    ):
         super().__init__(info, start, script, catalog, max_seconds)
         self.read, self.out = read, out
         self.typed: list[str] = []

@@ -17,6 +17,7 @@ The compact form used on the command line: ``"1 123# s w10 h"`` (keys, ``s`` sil
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 KEYS = re.compile(r"^[0-9*#A-Da-d]+$")
@@ -54,7 +55,7 @@ class Action:
 class CallerScript:
     actions: list[Action] = field(default_factory=list)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Action]:
         return iter(self.actions)
 
 
@@ -95,22 +96,20 @@ def action_from(data: object) -> Action:
     if not isinstance(data, dict):
         raise ScriptError(f"expected press/silence/wait/hangup, got {data!r}")
     options = dict(data)
-    timing = {
-        "after": _seconds(str(options.pop("after"))) if "after" in options else None,
-        "during": str(options.pop("during")) if "during" in options else None,
-        "in_step": str(options.pop("in_step")) if "in_step" in options else None,
-    }
+    after = _seconds(str(options.pop("after"))) if "after" in options else None
+    during = str(options.pop("during")) if "during" in options else None
+    in_step = str(options.pop("in_step")) if "in_step" in options else None
     gap = _seconds(str(options.pop("gap"))) if "gap" in options else DEFAULT_GAP
     if "press" in options:
         keys = str(options.pop("press"))
         if not KEYS.match(keys):
             raise ScriptError(f"'{keys}' is not a key sequence (0-9, *, #, A-D)")
-        action = Action("press", keys=keys.upper(), gap=gap, **timing)
+        action = Action("press", keys=keys.upper(), after=after, during=during, in_step=in_step, gap=gap)
     elif "wait" in options:
         action = Action("wait", seconds=_seconds(str(options.pop("wait"))))
     elif "hangup" in options:
         options.pop("hangup")
-        action = Action("hangup", **timing)
+        action = Action("hangup", after=after, during=during, in_step=in_step)
     elif "silence" in options:
         options.pop("silence")
         action = Action("silence")

@@ -24,7 +24,7 @@ from ivrkit.sim.script import CallerScript
 
 ANSWERED = "answered"
 MAX_SESSIONS = 50
-DEFAULT_START = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.timezone.utc)  # a Monday morning
+DEFAULT_START = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)  # a Monday morning
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,13 @@ class Simulation:
         channel_factory: Callable[..., SimulatedChannel] = SimulatedChannel,
     ) -> SimulationResult:
         info = CallInfo(
-            uniqueid="sim-1", caller_number=caller_number, caller_name=caller_name, dnid=dnid,
-            channel="Local/sim@ivrkit-0001;2", language=language, params=dict(params or {}),
+            uniqueid="sim-1",
+            caller_number=caller_number,
+            caller_name=caller_name,
+            dnid=dnid,
+            channel="Local/sim@ivrkit-0001;2",
+            language=language,
+            params=dict(params or {}),
         )
         channel = channel_factory(info, start, script, self.catalog, max_seconds)
         journal = Journal(start)
@@ -107,7 +112,10 @@ class Simulation:
             current["flow"], current["step"] = event.flow, event.step
 
         journal.listeners.append(remember)
-        channel.note = lambda kind, detail: journal.record(channel.now(), kind, current["flow"] or flow, current["step"], **detail)
+        def note(kind: str, detail: dict[str, Any]) -> None:
+            journal.record(channel.now(), kind, current["flow"] or flow, current["step"], **detail)
+
+        channel.note = note
         pending = list(handoffs or [])
         done: list[tuple[str, str, str]] = []
         result: SessionResult = engine.run(channel, flow, journal=journal)
@@ -118,8 +126,15 @@ class Simulation:
             answer = pending.pop(0) if pending else HandoffResult()
             handoff = result.handoff
             done.append((handoff.action, handoff.target, answer.outcome))
-            journal.record(channel.now(), "dialplan", result.state.flow, None, action=handoff.action,
-                           target=handoff.target, result=answer.outcome)
+            journal.record(
+                channel.now(),
+                "dialplan",
+                result.state.flow,
+                None,
+                action=handoff.action,
+                target=handoff.target,
+                result=answer.outcome,
+            )
             try:
                 channel.pass_time(answer.after)
             except CallerHungUp:
@@ -131,8 +146,9 @@ class Simulation:
                 break
             result = engine.run(channel, flow, resume_outcome=answer.outcome, journal=journal)
             outcome = result.outcome
-        return SimulationResult(outcome, journal, dict(result.state.vars), dict(channel.variables), channel.t,
-                                self.catalog, done)
+        return SimulationResult(
+            outcome, journal, dict(result.state.vars), dict(channel.variables), channel.t, self.catalog, done
+        )
 
 
 def simulate(flows: Mapping[str, Flow], flow: str, script: CallerScript, **options: Any) -> SimulationResult:

@@ -16,8 +16,7 @@ from ivrkit.steps.set import Set
 from ivrkit.steps.transfer import Transfer
 
 STEP_KINDS: dict[str, type[Step]] = {
-    kind.kind: kind
-    for kind in (Play, Say, Menu, Collect, Set, Branch, Hours, Goto, Queue, Transfer, Hangup)
+    kind.kind: kind for kind in (Play, Say, Menu, Collect, Set, Branch, Hours, Goto, Queue, Transfer, Hangup)
 }
 
 __all__ = ["COMMON_OPTIONS", "STEP_KINDS", "Step"]

@@ -30,7 +30,9 @@ class Branch(Step):
     body = ListOf(
         Record(
             {
-                "if": Option(ExpressionField(), "A condition, e.g. `caller.number.startswith('+4930')`.", required=True),
+                "if": Option(
+                    ExpressionField(), "A condition, e.g. `caller.number.startswith('+4930')`.", required=True
+                ),
                 "then": Option(StepRef(), "Where to go when it is true.", required=True),
             },
             factory=_case,

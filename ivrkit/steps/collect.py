@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ivrkit.engine.transitions import Finish, GoTo, Transition
+from ivrkit.flow.expressions import Expression
 from ivrkit.flow.fields import (
     DTMF_KEYS,
     INVALID,
+    Invalid,
     Duration,
     ExpressionField,
     Field,
@@ -21,12 +23,14 @@ from ivrkit.flow.fields import (
     StepRef,
     Text,
 )
-from ivrkit.flow.expressions import Expression
 from ivrkit.flow.segments import Segment, segments
 from ivrkit.flow.source import Node
 from ivrkit.steps.base import Step, next_option
 from ivrkit.steps.retries import Attempts, RetryPolicy, retry_policy
 from ivrkit.steps.set import VARIABLE_NAME
+
+if TYPE_CHECKING:
+    from ivrkit.engine.context import CallContext
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class RegexField(Field[re.Pattern[str]]):
 
     def parse(self, node: Node, ctx: ParseContext) -> re.Pattern[str]:
         text = Text().parse(node, ctx)
-        if text is INVALID:
+        if isinstance(text, Invalid):
             return INVALID
         try:
             return re.compile(text)
@@ -80,7 +84,9 @@ class Collect(Step):
     )
     body = Record(
         {
-            "into": Option(Text(VARIABLE_NAME, what="variable name"), "Variable that receives the digits.", required=True),
+            "into": Option(
+                Text(VARIABLE_NAME, what="variable name"), "Variable that receives the digits.", required=True
+            ),
             "prompt": Option(segments(), "What the caller hears first.", required=True),
             "min_digits": Option(Integer(0, 64), "Fewest digits accepted.", 1),
             "max_digits": Option(Integer(1, 64), "Most digits; the entry ends by itself at this length.", 20),

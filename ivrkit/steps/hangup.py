@@ -24,7 +24,9 @@ class HangupSpec:
 _RECORD: Record[HangupSpec] = Record(
     {
         "play": Option(segments(), "Prompts played before hanging up.", []),
-        "outcome": Option(Text(NAME_PATTERN, what="outcome label"), "Label recorded in the journal and metrics.", "completed"),
+        "outcome": Option(
+            Text(NAME_PATTERN, what="outcome label"), "Label recorded in the journal and metrics.", "completed"
+        ),
     },
     factory=HangupSpec,
     what="hangup",

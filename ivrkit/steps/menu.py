@@ -40,7 +40,9 @@ class Menu(Step):
                 'Each key and the step it leads to; quote "*" and "#".',
                 required=True,
             ),
-            "timeout": Option(Duration(), "How long to wait for a key after the prompt (default 5s, or `defaults.timeout`)."),
+            "timeout": Option(
+                Duration(), "How long to wait for a key after the prompt (default 5s, or `defaults.timeout`)."
+            ),
             "no_input": retry_policy("no_input"),
             "invalid": retry_policy("invalid"),
             "failed": Option(StepRef(), "Where to go when the caller used up the tries."),

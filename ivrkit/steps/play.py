@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ivrkit.engine.transitions import Finish, GoTo, Transition
-from ivrkit.flow.fields import Boolean, DTMF_KEYS, Option
+from ivrkit.flow.fields import DTMF_KEYS, Boolean, Field, Option
 from ivrkit.flow.segments import segments
 from ivrkit.steps.base import Step, next_option
 
@@ -16,10 +16,12 @@ if TYPE_CHECKING:
 class Play(Step):
     kind = "play"
     summary = "Plays prompts (and spoken values) one after another, then goes to `next`."
-    body = segments()
+    body: ClassVar[Field[Any]] = segments()
     options = {
         "next": next_option(),
-        "barge_in": Option(Boolean(), "Let a key press skip the rest of the prompts (the key is then discarded).", False),
+        "barge_in": Option(
+            Boolean(), "Let a key press skip the rest of the prompts (the key is then discarded).", False
+        ),
     }
     example = """\
 greeting:

@@ -40,7 +40,9 @@ class Queue(Step):
         scalar=Text(QUEUE_NAME, what="queue name"),
         mapping=Record(
             {
-                "name": Option(Text(QUEUE_NAME, what="queue name"), "The queue, as named in queues.conf.", required=True),
+                "name": Option(
+                    Text(QUEUE_NAME, what="queue name"), "The queue, as named in queues.conf.", required=True
+                ),
                 "timeout": Option(Duration(), "Longest wait in the queue before the flow resumes with `timeout`."),
                 "priority": Option(Integer(0, 100), "Queue priority (higher is answered first).", 0),
             },

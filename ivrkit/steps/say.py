@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ivrkit.flow.fields import ListOf
+from typing import Any, ClassVar
+
+from ivrkit.flow.fields import Field, ListOf
 from ivrkit.flow.segments import SayField
 from ivrkit.steps.play import Play
 
@@ -13,7 +15,7 @@ class Say(Play):
         "Speaks a value: `number`, `digits`, `alpha` (letters), `date`, `time` or `datetime` "
         "(dates from an ISO text or a Unix time). `play` lists accept the same items between prompts."
     )
-    body = ListOf(SayField(), single=True, min_items=1)
+    body: ClassVar[Field[Any]] = ListOf(SayField(), single=True, min_items=1)
     example = """\
 read_back:
   say: {digits: "{{ vars.account }}"}

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivrkit.engine.transitions import Finish, GoTo, Transition
 from ivrkit.flow.expressions import Template
-from ivrkit.flow.fields import MapOf, Text, TemplateField
+from ivrkit.flow.fields import MapOf, TemplateField, Text
 from ivrkit.steps.base import Step, next_option
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ivrkit.engine.transitions import Finish, GoTo, HandOff, Transition
-from ivrkit.flow.expressions import Template, ExpressionError
-from ivrkit.flow.fields import Duration, MapOf, OneOfShape, Option, Record, StepRef, Text, TemplateField
+from ivrkit.flow.expressions import ExpressionError, Template
+from ivrkit.flow.fields import Duration, MapOf, OneOfShape, Option, Record, StepRef, TemplateField, Text
 from ivrkit.steps.base import Step
 
 if TYPE_CHECKING:
@@ -17,7 +17,17 @@ if TYPE_CHECKING:
 # An endpoint (PJSIP/alice, PJSIP/100@trunk) or a number (+4930123456). Nothing else may reach Dial().
 DESTINATION = re.compile(r"^(?:[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.+@-]{1,80}|\+?[0-9]{1,20})$")
 # DIALSTATUS values, lower-cased, plus `otherwise`.
-TRANSFER_OUTCOMES = ("busy", "noanswer", "congestion", "chanunavail", "cancel", "dontcall", "torture", "invalidargs", "otherwise")
+TRANSFER_OUTCOMES = (
+    "busy",
+    "noanswer",
+    "congestion",
+    "chanunavail",
+    "cancel",
+    "dontcall",
+    "torture",
+    "invalidargs",
+    "otherwise",
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,9 @@ operator:
             spec = self.spec
             destination = spec.to.render_text(call.scope()).strip()
             if not DESTINATION.match(destination):
-                raise ExpressionError(str(spec.to.source), spec.to.location, f"'{destination}' is not an endpoint or number")
+                raise ExpressionError(
+                    str(spec.to.source), spec.to.location, f"'{destination}' is not an endpoint or number"
+                )
             return HandOff("transfer", destination, {"timeout": str(int(spec.timeout))})
         outcomes: dict[str, str] = self.settings["outcomes"]
         target = outcomes.get(outcome) or outcomes.get("otherwise")

@@ -51,7 +51,9 @@ def test_cancel_interrupts_a_play_step_towards_its_declared_target(call: Call) -
 
 
 def test_step_can_change_or_turn_off_the_cancel_key(call: Call) -> None:
-    changed = FLOW.replace("    collect: {into: account", "    cancel_key: '#'\n    collect: {terminator: none, into: account")
+    changed = FLOW.replace(
+        "    collect: {into: account", "    cancel_key: '#'\n    collect: {terminator: none, into: account"
+    )
     assert of_kind(call(changed, "2 12#"), "cancel") == [{"to": "main"}]
     off = FLOW.replace("    collect: {into: account", "    cancel_key: none\n    collect: {into: account")
     result = call(off, "2 12*4#")

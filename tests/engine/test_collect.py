@@ -58,7 +58,9 @@ def test_too_short_entry_is_invalid_and_reprompted(call: Call) -> None:
 
 
 def test_pattern_and_valid_if(call: Call) -> None:
-    flows = COLLECT.replace("min_digits: 4\n", 'min_digits: 4\n      pattern: "^[1-5]+$"\n      valid_if: "digits != \'1111\'"\n')
+    flows = COLLECT.replace(
+        "min_digits: 4\n", 'min_digits: 4\n      pattern: "^[1-5]+$"\n      valid_if: "digits != \'1111\'"\n'
+    )
     result = call(flows, "9999# 1111# 1234#")
     assert [d["digits"] for d in of_kind(result, "invalid")] == ["9999", "1111"]
     assert result.outcome == "accepted"  # the third try, allowed by the default of two retries
@@ -72,7 +74,10 @@ def test_retries_used_up_go_to_failed(call: Call) -> None:
 
 
 def test_confirmation_accept_and_reject(call: Call) -> None:
-    flows = COLLECT.replace("      failed: gave_up\n", "      failed: gave_up\n      confirm: {prompt: [you-entered, {digits: '{{ vars.pin }}'}]}\n")
+    flows = COLLECT.replace(
+        "      failed: gave_up\n",
+        "      failed: gave_up\n      confirm: {prompt: [you-entered, {digits: '{{ vars.pin }}'}]}\n",
+    )
     accepted = call(flows, "1234# 1")
     assert accepted.heard == ["enter-pin", "you-entered", "digits:1234"]
     assert accepted.vars["pin"] == "1234"

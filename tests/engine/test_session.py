@@ -43,7 +43,17 @@ def test_queue_hand_off_sets_the_dialplan_variables(call: Call) -> None:
 
 def test_resume_after_queue_timeout_keeps_flow_variables(call: Call) -> None:
     result = call(QUEUE, "1", handoffs=[HandoffResult("TIMEOUT", after=120), HandoffResult("FULL")])
-    assert result.steps == ["q.intro", "q.count", "q.join", "q.join", "q.again", "q.count", "q.join", "q.join", "q.full"]
+    assert result.steps == [
+        "q.intro",
+        "q.count",
+        "q.join",
+        "q.join",
+        "q.again",
+        "q.count",
+        "q.join",
+        "q.join",
+        "q.full",
+    ]
     assert result.vars["tries"] == 2
     assert result.outcome == "full"
     assert [h[2] for h in result.handoffs] == ["TIMEOUT", "FULL"]
@@ -78,7 +88,7 @@ def test_hangup_during_a_prompt_stops_it(call: Call) -> None:
 
 
 def test_hangup_handler_cannot_play_audio(call: Call) -> None:
-    flows = QUEUE.replace("  record: {set: {hung_up_after: \"{{ vars.tries }}\"}}", "  record: {play: bye-prompt}")
+    flows = QUEUE.replace('  record: {set: {hung_up_after: "{{ vars.tries }}"}}', "  record: {play: bye-prompt}")
     result = call(flows, script=[{"hangup": True, "in_step": "intro"}])
     assert "cannot run after the caller hung up" in of_kind(result, "error")[0]["message"]
 

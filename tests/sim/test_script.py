@@ -20,8 +20,12 @@ steps:
 def test_compact_form() -> None:
     actions = parse_keys("1 12# s w2.5 h *").actions
     assert actions == [
-        Action("press", keys="1"), Action("press", keys="12#"), Action("silence"),
-        Action("wait", seconds=2.5), Action("hangup"), Action("press", keys="*"),
+        Action("press", keys="1"),
+        Action("press", keys="12#"),
+        Action("silence"),
+        Action("wait", seconds=2.5),
+        Action("hangup"),
+        Action("press", keys="*"),
     ]
 
 
