@@ -107,7 +107,8 @@ class Option:
 def json_default(value: Any) -> Any:
     """A default as JSON: dataclass defaults become mappings of their set fields, durations stay seconds."""
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: json_default(getattr(value, f.name)) for f in fields(value) if getattr(value, f.name) is not None}
+        items = {f.name: getattr(value, f.name) for f in fields(value)}
+        return {name: json_default(item) for name, item in items.items() if item is not None}
     if isinstance(value, (list, tuple)):
         return [json_default(item) for item in value]
     if isinstance(value, dict):
@@ -128,6 +129,22 @@ def portable_pattern(pattern: str) -> str:
     return re.sub(r"\(\?P<\w+>", "(", pattern)
 
 
+def misread_number(node: Node, ctx: ParseContext) -> bool:
+    """Report an unquoted scalar that YAML 1.1 read as a different number than the one typed.
+
+    ``0301234`` is octal (98972), ``8:00`` is base 60 (480), ``+4930123456`` loses its plus and ``1_000``
+    its underscore. Where the value is used as text (a phone number, a queue, digits to speak) that silently
+    changes what happens on the call, so it is an error with the fix in the hint.
+    """
+    if not isinstance(node, Scalar) or node.quoted:
+        return False
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, int) or node.raw.strip() == str(value):
+        return False
+    ctx.error(node, f"'{node.raw}' was read as the number {value}", f'quote it to keep it as typed: "{node.raw}"')
+    return True
+
+
 class Text(Field[str]):
     type_name = "text"
 
@@ -140,6 +157,8 @@ class Text(Field[str]):
             return value
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
             return ctx.error(node, f"expected {self.type_name}, got {describe(node)}")
+        if misread_number(node, ctx):
+            return INVALID
         text = value.isoformat() if isinstance(value, dt.date) else str(value)
         if self.choices and text not in self.choices:
             return ctx.error(
@@ -322,6 +341,8 @@ class TemplateField(Field[Template]):
         value = self._scalar(node, ctx)
         if value is INVALID:
             return value
+        if misread_number(node, ctx):
+            return INVALID
         if isinstance(value, dt.date):
             value = value.isoformat()
         if isinstance(value, str):
@@ -366,7 +387,9 @@ class ListOf(Field[list[T]]):
         for index, item in enumerate(nodes):
             with ctx.at(str(index)):
                 values.append(self.item.parse(item, ctx))
-        return values
+        # Every item is parsed (so every mistake is reported), but one bad item makes the list bad: a step
+        # must never be built around an INVALID placeholder.
+        return INVALID if any(value is INVALID for value in values) else values
 
     def json_schema(self) -> dict[str, Any]:
         array = {"type": "array", "items": self.item.json_schema(), "minItems": self.min_items}
@@ -383,13 +406,15 @@ class MapOf(Field[dict[str, T]]):
         if not isinstance(node, Mapping):
             return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}")
         result: dict[str, T] = {}
+        failed = False
         for name, (key_node, value_node) in node.entries.items():
             key = self.key.parse(key_node, ctx)
             with ctx.at(name):
                 value = self.value.parse(value_node, ctx)
+            failed = failed or key is INVALID or value is INVALID
             if key is not INVALID:
                 result[key] = value
-        return result
+        return INVALID if failed else result
 
     def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "object", "additionalProperties": self.value.json_schema()}
@@ -429,7 +454,9 @@ class Record(Field[T]):
                 )
                 continue
             known[name] = value
-        return self._build(known, node, ctx)
+        built = self._build(known, node, ctx)
+        # A misspelt option is not silently dropped: the value is as bad as a wrong type (step loading agrees).
+        return INVALID if len(known) < len(node.entries) else built
 
     def _build(self, given: dict[str, Node], node: Node, ctx: ParseContext) -> T:
         values: dict[str, Any] = {}

@@ -110,9 +110,7 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
     steps_node = root.get("steps")
     steps = _load_steps(steps_node, ctx) if steps_node is not None else {}
     if top is INVALID or steps_node is None or not steps:
-        if steps_node is None:
-            diagnostics.error(root.location, "the flow has no `steps`", "add `steps:` with at least one step")
-        return None
+        return None  # a missing `steps` is reported as a missing required option
     for step in steps.values():
         if step is INVALID:
             return None

@@ -35,6 +35,7 @@ _RECORD: Record[HangupSpec] = Record(
 
 class _HangupBody(Field[HangupSpec]):
     type_name = "true, nothing, or {play, outcome}"
+    record = _RECORD  # the mapping form, for the generated reference
 
     def parse(self, node: Node, ctx: ParseContext) -> HangupSpec:
         if isinstance(node, Scalar) and node.value in (None, True):
