@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Callable, Sequence
-from types import MappingProxyType
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ivrkit.engine.channel import Channel
@@ -30,6 +29,32 @@ class _LazyVariables:
 
     def __getitem__(self, name: str) -> str | None:
         return self._read(name)
+
+
+class _Variables:
+    """``vars.<name>`` in expressions: read only, and with no methods, so a variable called ``items`` or
+    ``keys`` is that variable and not a dict method."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.__values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.__values[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.__values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__values)
+
+    def __len__(self) -> int:
+        return len(self.__values)
 
 
 class _Queues:
@@ -91,7 +116,7 @@ class CallContext:
                 "params": dict(info.params),
                 "flow": self.flow.name,
             },
-            "vars": MappingProxyType(self.state.vars),
+            "vars": _Variables(self.state.vars),
             "channel": _LazyVariables(self.channel.get_variable),
             "now": self.now().astimezone(zoneinfo.ZoneInfo(self.flow.timezone)),
             "queues": _Queues(self.world),

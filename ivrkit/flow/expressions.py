@@ -2,8 +2,9 @@
 
 Designers write conditions such as ``caller.number.startswith('+49')`` and text such as
 ``"queue-{{ vars.queue }}"``. Both run in :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`: no access to
-underscored attributes, no mutation of the values the engine exposes, and a hard cap on range sizes, so a flow
-file cannot reach Python internals or hang the server.
+underscored attributes, no mutation of the values the engine exposes, no ``{% … %}`` statements (so no loops),
+and caps on what an expression may build (ranges of 1,000 items, strings and lists of 10,000, no huge counts,
+widths or powers), so a flow file cannot reach Python internals, exhaust memory or hang the server.
 
 A string that is exactly one ``{{ … }}`` block keeps its native type (``"{{ vars.tries + 1 }}"`` is the number
 2, not the text "2"); any other templated string renders to text.
@@ -11,6 +12,7 @@ A string that is exactly one ``{{ … }}`` block keeps its native type (``"{{ va
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +26,9 @@ from ivrkit.flow.diagnostics import Location
 
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<body>.*)\}\}\s*$", re.DOTALL)
 _MAX_RANGE = 1000
+_MAX_SIZE = 10_000  # longest string or list an expression may build, and largest number passed to a call
+# A width in a %-format or str.format spec ("%999999s", "{:>999999}") would build a huge string before any check.
+_BIG_FORMAT_WIDTH = re.compile(r"%[-+ #0]*\d{5,}|\{[^{}]*:[^{}]*\d{5,}[^{}]*\}")
 
 
 class ExpressionError(Exception):
@@ -37,18 +42,62 @@ class ExpressionError(Exception):
         super().__init__(f"{where}expression '{source}' failed: {reason}")
 
 
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, (str, list, tuple)) else 0
+
+
+def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse the arguments that make a call build something huge: big counts, widths or format widths."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_SIZE:
+            raise SecurityError(f"argument {value} is larger than {_MAX_SIZE}")
+        if isinstance(value, str) and _BIG_FORMAT_WIDTH.search(value):
+            raise SecurityError("format width too large")
+
+
+def _check_result(value: Any) -> Any:
+    if _size(value) > _MAX_SIZE:
+        raise SecurityError(f"result longer than {_MAX_SIZE}")
+    return value
+
+
+def _guard_filter(name: str, function: Any) -> Any:
+    """A filter with its arguments and result held to the size limits (``replace``/``join`` estimated first)."""
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _check_arguments(args, kwargs)
+        values = [a for a in args if isinstance(a, (str, list, tuple))]
+        if name == "replace" and len(values) >= 3 and isinstance(values[0], str):
+            text, old, new = values[0], str(values[1]), str(values[2])
+            if len(text) + (text.count(old) if old else len(text) + 1) * len(new) > _MAX_SIZE:
+                raise SecurityError(f"result longer than {_MAX_SIZE}")
+        return _check_result(function(*args, **kwargs))
+
+    return guarded
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The one environment every flow expression runs in."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        # Refuse the classic sandbox denial of service: 'x' * 10**9 or a huge power.
-        if operator == "*" and isinstance(left, (str, list)) and isinstance(right, int) and right * len(left) > 100_000:
+        # Refuse the classic sandbox denials of service: 'x' * 10**9, a huge power, strings grown by doubling.
+        if operator == "*" and isinstance(right, int) and _size(left) * right > _MAX_SIZE:
+            raise SecurityError("result would be too large")
+        if operator == "*" and isinstance(left, int) and _size(right) * left > _MAX_SIZE:
             raise SecurityError("result would be too large")
         if operator == "**" and isinstance(right, int) and right > 100:
             raise SecurityError("exponent too large")
+        if operator == "+" and _size(left) + _size(right) > _MAX_SIZE:
+            raise SecurityError("result would be too large")
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+        bound_to = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)  # the text of "…".format()
+        _check_arguments((bound_to, *args), kwargs)
+        return _check_result(super().call(__context, __obj, *args, **kwargs))
 
 
 def _safe_range(*args: int) -> range:
@@ -60,6 +109,7 @@ def _safe_range(*args: int) -> range:
 
 ENVIRONMENT = _Sandbox(undefined=StrictUndefined, autoescape=False)
 ENVIRONMENT.globals["range"] = _safe_range
+ENVIRONMENT.filters.update({name: _guard_filter(name, f) for name, f in ENVIRONMENT.filters.items()})
 
 
 def _strip_braces(source: str) -> str:
@@ -71,7 +121,9 @@ def syntax_problem(source: str, *, template: bool) -> str | None:
     """The syntax error in an expression or template, or None when it parses."""
     try:
         if template:
-            ENVIRONMENT.parse(source)
+            tree = ENVIRONMENT.parse(source)
+            if any(not isinstance(node, (nodes.Output, nodes.TemplateData)) for node in tree.body):
+                return "only {{ … }} expressions are allowed in flow text, not {% … %} statements"
         else:
             ENVIRONMENT.parse("{{ " + _strip_braces(source) + " }}")
     except TemplateSyntaxError as exc:
@@ -137,6 +189,9 @@ class Template:
             return cls(source, location, None)
         if _WHOLE_EXPRESSION.match(source) and "{{" not in _strip_braces(source):
             return cls(source, location, Expression.compile(source, location)._compiled)
+        problem = syntax_problem(source, template=True)
+        if problem:
+            raise ValueError(problem)
         template = ENVIRONMENT.from_string(source)
         return cls(source, location, lambda scope: template.render(**scope))
 

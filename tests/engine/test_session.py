@@ -196,3 +196,24 @@ def test_journal_has_timestamps_and_an_end(call: Call) -> None:
     times = [e.at for e in result.events]
     assert times == sorted(times)
     assert of_kind(result, "played")[0]["prompt"] == "hello"
+
+
+def test_variables_named_like_dict_methods_and_read_only_vars(call: Call) -> None:
+    flows = """
+    flow: v
+    start: a
+    variables: {items: 3, keys: "k"}
+    steps:
+      a:
+        branch:
+          - if: "vars.items == 3 and vars['keys'] == 'k' and 'items' in vars and vars.missing is not defined"
+            then: ok
+        else: bad
+      ok: {hangup: {outcome: ok}}
+      bad: {hangup: {outcome: bad}}
+    """
+    assert call(flows).outcome == "ok"
+    mutate = flows.replace("vars.items == 3 and", "vars.update({'items': 4}) and")
+    result = call(mutate)
+    assert result.outcome == "error"
+    assert result.vars["items"] == 3

@@ -52,7 +52,7 @@ def test_a_whole_expression_keeps_its_type(source: str, value: Any) -> None:
         ("queue-{{ vars.tier }}", "queue-gold"),
         ("{{ vars.tries }}{{ vars.tries }}", "22"),
         ("{{ caller.name }}: {{ vars.tries + 1 }}", "Ada: 3"),
-        ("{% if vars.tries > 1 %}again{% else %}first{% endif %}", "again"),
+        ("{{ 'again' if vars.tries > 1 else 'first' }}!", "again!"),
     ],
 )
 def test_mixed_text_renders_to_text(source: str, text: str) -> None:
@@ -137,8 +137,9 @@ def test_runtime_type_errors_become_expression_errors() -> None:
         ("lipsum.__globals__", "access to attribute '__globals__' of 'function' object is unsafe."),
         ("vars.tries | attr('__class__')", "access to attribute '__class__' of 'int' object is unsafe."),
         ("'{0.__class__}'.format(vars)", "access to attribute '__class__' of 'dict' object is unsafe."),
-        ("range(10**9)", "range longer than 1000"),
-        ("range(10**9) | list | length", "range longer than 1000"),
+        ("range(10**9)", "argument 1000000000 is larger than 10000"),
+        ("range(5000)", "range longer than 1000"),
+        ("range(3000) | list | length", "range longer than 1000"),
         ("'x' * 10**9", "result would be too large"),
         ("'x' * 1000 * 1000", "result would be too large"),
         ("[0] * 10**6", "result would be too large"),
@@ -171,16 +172,19 @@ def test_engine_values_cannot_be_changed(source: str) -> None:
     assert values == scope()
 
 
-def test_attributes_cannot_be_set_from_a_template() -> None:
-    values = scope()
-    with pytest.raises(ExpressionError, match="cannot assign attribute on non-namespace object"):
-        Template.compile("{% set vars.tries = 0 %}done").render(values)
-    assert values == scope()
-
-
-def test_a_template_namespace_is_its_own_and_harmless() -> None:
-    text = "{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}"
-    assert Template.compile(text).render(scope()) == "3"
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% set vars.tries = 0 %}done",
+        "{% for i in range(1000) %}{% for j in range(1000) %}x{% endfor %}{% endfor %}",
+        "{% if vars.tries > 1 %}again{% endif %}",
+    ],
+)
+def test_statements_are_refused_in_flow_text(source: str) -> None:
+    message = "only {{ … }} expressions are allowed in flow text, not {% … %} statements"
+    assert syntax_problem(source, template=True) == message
+    with pytest.raises(ValueError, match="not {% … %} statements"):
+        Template.compile(source)
 
 
 def test_small_ranges_and_repeats_still_work() -> None:
@@ -189,9 +193,20 @@ def test_small_ranges_and_repeats_still_work() -> None:
     assert Expression.compile("2 ** 10").evaluate({}) == 1024
 
 
-@pytest.mark.xfail(reason="known gap, not in this change: string filters (center, replace) can still build "
-                          "strings far beyond the 100 000 characters `*` is held to", strict=True)
-@pytest.mark.parametrize("source", ["'x' | center(10**6)", "('x' * 1000) | replace('x', 'x' * 1000)"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "'x' | center(10**6)",
+        "('x' * 1000) | replace('x', 'x' * 1000)",
+        "'x'.center(100000)",
+        "'x'.ljust(10**8)",
+        "'{:>999999999}'.format(1)",
+        "'%999999999s' | format(1)",
+        "range(1000) | join('x' * 9000)",
+        "10**6 * 'x'",
+        "('x' * 9000) + ('x' * 9000)",
+    ],
+)
 def test_string_filters_are_held_to_the_same_size_limit(source: str) -> None:
     with pytest.raises(ExpressionError, match="refused by the sandbox"):
         Expression.compile(source).evaluate({})
