@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from ivrkit import __version__
-from ivrkit.cli import check, schema, simulate
+from ivrkit.cli import check, graph, schema, simulate, test
 
-COMMANDS: list[ModuleType] = [check, simulate, schema]
+COMMANDS: list[ModuleType] = [check, simulate, schema, graph, test]
 
 
 def build_parser() -> argparse.ArgumentParser:

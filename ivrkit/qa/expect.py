@@ -1,0 +1,247 @@
+"""Expectations of a flow test and how a simulated call is compared with them.
+
+Each kind answers one question a QA engineer asks of a call (what was heard, which steps ran, what the
+variables hold, how it ended) and, when the answer is wrong, says so at the YAML line that asked, with
+expected and actual side by side. Sequences are compared as a unified diff because a re-prompt too many or
+a step skipped is easiest to see that way.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ivrkit.flow.diagnostics import Location
+from ivrkit.qa.model import Located
+from ivrkit.sim.session import SimulationResult
+
+# subject → (what the list is called, the verb for one item)
+SUBJECTS = {
+    "heard": ("prompts heard", "heard"),
+    "interrupted": ("prompts interrupted", "interrupted"),
+    "steps": ("steps entered", "entered"),
+}
+PROMPT_SUBJECTS = ("heard", "interrupted")
+
+
+def local_step(name: str, flow: str) -> str:
+    """A step name as tests write it: bare for the tested flow, ``flow.step`` for any other."""
+    prefix = f"{flow}."
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What happened on a simulated call, in the terms expectations use."""
+
+    flow: str
+    heard: list[str]
+    interrupted: list[str]
+    steps: list[str]
+    vars: dict[str, Any]
+    outcome: str
+
+    @classmethod
+    def of(cls, result: SimulationResult, flow: str) -> Observed:
+        interrupted = [
+            e.detail["prompt"] for e in result.journal.of_kind("played")
+            if e.detail.get("interrupted_by") is not None and "prompt" in e.detail
+        ]
+        steps = [local_step(name, flow) for name in result.steps]
+        return cls(flow, result.heard, interrupted, steps, dict(result.vars), result.outcome)
+
+    def sequence(self, subject: str) -> list[str]:
+        return list(getattr(self, subject))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One expectation not met: where it was written, what was wanted, what happened."""
+
+    location: Location
+    label: str  # e.g. "expect.heard"
+    message: str
+    expected: str | None = None
+    actual: str | None = None
+    diff: str | None = None
+
+    def render(self, source_lines: list[str] | None = None) -> str:
+        """``file:line:col: label: message``, the YAML line with a caret, then the diff or expected/actual."""
+        text = f"{self.location}: {self.label}: {self.message}"
+        line = self.location.line
+        if source_lines and 0 < line <= len(source_lines):
+            text += f"\n    {source_lines[line - 1].rstrip()}\n    {' ' * (self.location.column - 1)}^"
+        if self.diff:
+            text += "\n" + _indent(self.diff, 4)
+        if self.expected is not None:
+            text += f"\n    expected: {self.expected}"
+        if self.actual is not None:
+            text += f"\n    actual:   {self.actual}"
+        return text
+
+
+def _indent(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in text.splitlines())
+
+
+def show_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(items) + "]"
+
+
+def sequence_diff(expected: Sequence[str], actual: Sequence[str]) -> str:
+    lines = difflib.unified_diff(list(expected), list(actual), "expected", "actual", lineterm="", n=2)
+    return "\n".join(lines)
+
+
+class Expectation:
+    """One key under ``expect:``. ``names`` lists the prompt or step names it mentions, for checking."""
+
+    label: str
+    location: Location
+    subject: ClassVar[str] = ""
+
+    def check(self, observed: Observed) -> list[Failure]:
+        raise NotImplementedError
+
+    def names(self) -> list[Located[str]]:
+        return []
+
+
+@dataclass(frozen=True)
+class SequenceExpectation(Expectation):
+    """Base of the list expectations: ``subject`` is heard, interrupted or steps."""
+
+    label: str
+    location: Location
+    kind: str  # the subject
+    items: tuple[Located[str], ...]
+
+    def names(self) -> list[Located[str]]:
+        return list(self.items)
+
+    def expected(self, observed: Observed) -> list[str]:
+        if self.kind == "steps":
+            return [local_step(item.value, observed.flow) for item in self.items]
+        return [item.value for item in self.items]
+
+    @property
+    def noun(self) -> str:
+        return SUBJECTS[self.kind][0]
+
+    @property
+    def verb(self) -> str:
+        return SUBJECTS[self.kind][1]
+
+
+class Exactly(SequenceExpectation):
+    """``heard:``, ``steps:``, ``interrupted:``: exactly this sequence, nothing more, nothing less."""
+
+    def check(self, observed: Observed) -> list[Failure]:
+        expected, actual = self.expected(observed), observed.sequence(self.kind)
+        if expected == actual:
+            return []
+        return [Failure(self.location, self.label, f"the {self.noun} differ (- expected, + actual)",
+                        diff=sequence_diff(expected, actual))]
+
+
+class InOrder(SequenceExpectation):
+    """``heard_includes:``, ``steps_include:``: these, in this order, with anything in between."""
+
+    def check(self, observed: Observed) -> list[Failure]:
+        actual = observed.sequence(self.kind)
+        position = 0
+        previous: str | None = None
+        for item, name in zip(self.items, self.expected(observed)):
+            try:
+                position = actual.index(name, position) + 1
+            except ValueError:
+                where = f" after '{previous}'" if previous is not None else ""
+                how = "never" if name not in actual else "not"
+                message = f"'{name}' was {how} {self.verb}{where}"
+                return [Failure(item.location, self.label, message, actual=show_list(actual))]
+            previous = name
+        return []
+
+
+class Never(SequenceExpectation):
+    """``not_heard:``, ``steps_exclude:``: none of these, ever."""
+
+    def check(self, observed: Observed) -> list[Failure]:
+        actual = observed.sequence(self.kind)
+        return [
+            Failure(item.location, self.label, f"'{name}' was {self.verb} ({actual.count(name)}x)",
+                    actual=show_list(actual))
+            for item, name in zip(self.items, self.expected(observed)) if name in actual
+        ]
+
+
+@dataclass(frozen=True)
+class VarExpected:
+    """One ``name: value`` under ``vars:``; ``raw`` is the value as typed (YAML reads ``0042`` as 34)."""
+
+    name: str
+    value: Any
+    raw: str | None
+    location: Location
+
+    def matches(self, actual: Any) -> bool:
+        if self.value is None:
+            return actual is None
+        if isinstance(actual, bool) or isinstance(self.value, bool):  # True == 1 in Python, not in a test
+            return actual is self.value or (isinstance(actual, str) and actual == self.raw)
+        if actual == self.value:
+            return True
+        # 12345678 written unquoted for the text "12345678", 0042 (octal in YAML 1.1) for "0042", "7" for 7
+        return self.raw is not None and isinstance(actual, (str, int, float)) and str(actual) == self.raw
+
+
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class VarsMatch(Expectation):
+    """``vars:``: these variables have these values at the end of the call (others may exist); null = unset."""
+
+    label: str
+    location: Location
+    entries: tuple[VarExpected, ...]
+
+    def check(self, observed: Observed) -> list[Failure]:
+        failures = []
+        for entry in self.entries:
+            actual = observed.vars.get(entry.name, MISSING)
+            if entry.matches(None if actual is MISSING else actual):
+                continue
+            shown = "(not set)" if actual is MISSING else repr(actual)
+            expected = "(not set)" if entry.value is None else repr(entry.value)
+            failures.append(Failure(entry.location, f"{self.label}.{entry.name}",
+                                    f"vars.{entry.name} is {shown}", expected=expected, actual=shown))
+        return failures
+
+
+@dataclass(frozen=True)
+class OutcomeIs(Expectation):
+    """``outcome:``: how the call ended (``queue:billing``, ``closed``, ``caller-hangup``, …)."""
+
+    label: str
+    location: Location
+    value: str
+
+    def check(self, observed: Observed) -> list[Failure]:
+        if observed.outcome == self.value:
+            return []
+        return [Failure(self.location, self.label, "the call ended differently",
+                        expected=repr(self.value), actual=repr(observed.outcome))]
+
+
+SEQUENCE_KINDS: dict[str, tuple[type[SequenceExpectation], str]] = {
+    "heard": (Exactly, "heard"),
+    "heard_includes": (InOrder, "heard"),
+    "not_heard": (Never, "heard"),
+    "interrupted": (Exactly, "interrupted"),
+    "steps": (Exactly, "steps"),
+    "steps_include": (InOrder, "steps"),
+    "steps_exclude": (Never, "steps"),
+}

@@ -1,0 +1,319 @@
+"""Field types for flow-test files, built on the flow language's :mod:`ivrkit.flow.fields`.
+
+They read located YAML nodes the same way flow files are read, so a test file gets the same quality of
+errors: the line and column, "did you mean", and hints for YAML traps. Values a QA engineer types as
+digits (phone numbers, key sequences, account numbers) are taken as typed, because YAML would turn
+``+4930123456`` into a number and ``0123`` into 83.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from ivrkit.engine.world import QueueStats, StaticWorld
+from ivrkit.flow.diagnostics import did_you_mean
+from ivrkit.flow.fields import (
+    INVALID,
+    Duration,
+    Field,
+    Integer,
+    ListOf,
+    MapOf,
+    OneOfShape,
+    Option,
+    ParseContext,
+    Record,
+    Text,
+)
+from ivrkit.flow.source import Mapping, Node, Scalar, Sequence, describe, plain
+from ivrkit.qa.expect import OutcomeIs, VarExpected, VarsMatch
+from ivrkit.qa.model import Located, ScriptStep
+from ivrkit.sim.script import KEYS, Action, ScriptError, action_from, parse_keys
+from ivrkit.sim.session import ANSWERED, HandoffResult
+from ivrkit.steps.queue import QUEUE_NAME, QUEUE_OUTCOMES
+from ivrkit.steps.transfer import TRANSFER_OUTCOMES
+
+HANDOFF_OUTCOMES = tuple(o for o in dict.fromkeys([ANSWERED, *QUEUE_OUTCOMES, *TRANSFER_OUTCOMES]) if o != "otherwise")
+ACTION_KINDS = ("press", "silence", "wait", "hangup")
+ACTION_TIMING = ("after", "during", "in_step")
+ACTION_OPTIONS = (*ACTION_KINDS, *ACTION_TIMING, "gap")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{1,2}:\d{2}")
+
+
+def as_typed(node: Scalar) -> str:
+    """A scalar as the author typed it (quotes removed)."""
+    return node.raw if node.value is not None else ""
+
+
+class RawText(Field[str]):
+    """Text exactly as typed; a phone number keeps its ``+`` and leading zeros."""
+
+    def __init__(self, what: str = "text"):
+        self.type_name = what
+
+    def parse(self, node: Node, ctx: ParseContext) -> str:
+        if not isinstance(node, Scalar) or node.value is None:
+            return ctx.error(node, f"expected {self.type_name}, got {describe(node)}")
+        return node.raw
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["string", "number"]}
+
+
+class StartTime(Field[dt.datetime]):
+    """``2026-11-23T10:00:00+01:00``; without an offset the time is in the tested flow's timezone."""
+
+    type_name = "date and time such as 2026-11-23T10:00:00+01:00"
+
+    def parse(self, node: Node, ctx: ParseContext) -> dt.datetime:
+        text = node.raw.strip() if isinstance(node, Scalar) and node.value is not None else ""
+        hint = "write YYYY-MM-DDTHH:MM, with an offset such as +01:00 or none for the flow's timezone"
+        if not _DATETIME.match(text):
+            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}", hint)
+        try:
+            return dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            return ctx.error(node, f"'{text}' is not a valid date and time: {exc}", hint)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time"}
+
+
+class HandoffOutcome(Field[str]):
+    """What the dialplan reports: ``answered`` or a queue/dial status, in any letter case."""
+
+    type_name = "hand-off outcome"
+
+    def parse(self, node: Node, ctx: ParseContext) -> str:
+        if not isinstance(node, Scalar) or not isinstance(node.value, str):
+            return ctx.error(node, f"expected a {self.type_name} such as answered or timeout, got {describe(node)}")
+        value = node.value.strip().lower()
+        if value not in HANDOFF_OUTCOMES:
+            known = f"use one of: {', '.join(sorted(HANDOFF_OUTCOMES))}"
+            return ctx.error(node, f"'{node.value}' is not a hand-off outcome",
+                             did_you_mean(value, HANDOFF_OUTCOMES) or known)
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"enum": sorted(HANDOFF_OUTCOMES)}
+
+
+_HANDOFF = OneOfShape(
+    scalar=HandoffOutcome(),
+    mapping=Record(
+        {
+            "outcome": Option(HandoffOutcome(), "answered, or the queue/dial status (timeout, busy…).", required=True),
+            "after": Option(Duration(), "Time spent in the queue or ringing before that, e.g. 10m.", 0.0),
+        },
+        factory=HandoffResult,
+        what="hand-off result",
+    ),
+    what="hand-off outcome or {outcome, after}",
+)
+
+
+class Handoffs(Field[Located[list[HandoffResult]]]):
+    """What the dialplan answers after each hand-off, in order; later hand-offs are answered."""
+
+    type_name = "list of hand-off results"
+
+    def parse(self, node: Node, ctx: ParseContext) -> Located[list[HandoffResult]]:
+        results = ListOf(_HANDOFF).parse(node, ctx)
+        if results is INVALID or INVALID in results:
+            return INVALID
+        return Located([r if isinstance(r, HandoffResult) else HandoffResult(r) for r in results], node.location)
+
+    def json_schema(self) -> dict[str, Any]:
+        return ListOf(_HANDOFF).json_schema()
+
+
+def _world(queues: dict[str, QueueStats] | None, maintenance: str | dict[str, str] | None) -> StaticWorld:
+    modes = {"*": maintenance} if isinstance(maintenance, str) else dict(maintenance or {})
+    return StaticWorld(dict(queues or {}), modes)
+
+
+_COUNT_STATS = ("waiting", "logged_in", "ready", "free", "position")
+QUEUE_STATS = Record(
+    {
+        name: Option(Integer(0) if name in _COUNT_STATS else Duration(), f"queue statistic `{name}`", default)
+        for name, default in vars(QueueStats()).items()
+    },
+    factory=QueueStats,
+    what="queue statistics",
+)
+STATE = Record(
+    {
+        "queues": Option(MapOf(Text(QUEUE_NAME, what="queue name"), QUEUE_STATS, "queues"),
+                         "Queue statistics by queue name, e.g. {support: {waiting: 12}}."),
+        "maintenance": Option(
+            OneOfShape(scalar=Text(what="maintenance mode"),
+                       mapping=MapOf(Text(what="flow name or *"), Text(what="maintenance mode"), "maintenance by flow"),
+                       what="maintenance mode or {flow: mode}"),
+            "Maintenance mode for every flow (planned, emergency, closed) or by flow name.",
+        ),
+    },
+    factory=_world,
+    what="state",
+)
+
+
+class _PressItem(Field[ScriptStep]):
+    type_name = "keys such as 1 or \"12345678#\""
+
+    def parse(self, node: Node, ctx: ParseContext) -> ScriptStep:
+        text = as_typed(node) if isinstance(node, Scalar) and not isinstance(node.value, bool) else ""
+        if KEYS.match(text):
+            return ScriptStep(Action("press", keys=text.upper()), node.location)
+        hint = 'quote "*" and "#"'
+        if text.lower() in ("silence", "hangup", "wait") or text.lower().startswith("w"):
+            hint = "`press:` lists keys only; use `script:` for silence, waits and hang-ups"
+        elif " " in text:
+            hint = "write one list item per menu answer: [1, 1, \"12345678\"], or use `keys:` for a spaced string"
+        return ctx.error(node, f"expected {self.type_name}, got {describe(node)}", hint)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["string", "integer"], "pattern": KEYS.pattern}
+
+
+class Presses(Field[list[ScriptStep]]):
+    """``press: [1, 1, "12345678", 1]``: each item is typed the next time the IVR listens."""
+
+    type_name = "list of keys"
+
+    def parse(self, node: Node, ctx: ParseContext) -> list[ScriptStep]:
+        steps = ListOf(_PressItem()).parse(node, ctx)
+        return INVALID if steps is INVALID or INVALID in steps else steps
+
+    def json_schema(self) -> dict[str, Any]:
+        return ListOf(_PressItem()).json_schema()
+
+
+class CompactKeys(Field[list[ScriptStep]]):
+    """``keys: "1 1 12345678 s w10 h"``: the compact form of ``ivrkit simulate --keys``."""
+
+    type_name = "key string such as \"1 2 s h\""
+
+    def parse(self, node: Node, ctx: ParseContext) -> list[ScriptStep]:
+        if not isinstance(node, Scalar) or isinstance(node.value, bool):
+            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}")
+        try:
+            script = parse_keys(as_typed(node))
+        except ScriptError as exc:
+            return ctx.error(node, str(exc), "keys 0-9 * # (quote the string), s silence, w10 wait 10 s, h hang up")
+        return [ScriptStep(action, node.location) for action in script.actions]
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["string", "integer"]}
+
+
+class ScriptActions(Field[list[ScriptStep]]):
+    """``script:`` items: ``silence``, ``hangup``, keys, or {press|wait|hangup|silence, after, during, in_step, gap}."""
+
+    type_name = "list of caller actions"
+
+    def parse(self, node: Node, ctx: ParseContext) -> list[ScriptStep]:
+        items = node.items if isinstance(node, Sequence) else [node]
+        steps = [self._item(item, ctx) for item in items]
+        return INVALID if INVALID in steps else steps
+
+    def _item(self, node: Node, ctx: ParseContext) -> ScriptStep:
+        if isinstance(node, Scalar) and not isinstance(node.value, bool) and node.value is not None:
+            text = as_typed(node)
+            if text in ("silence", "hangup"):
+                return ScriptStep(Action(text), node.location)
+            if KEYS.match(text):
+                return ScriptStep(Action("press", keys=text.upper()), node.location)
+        if not isinstance(node, Mapping):
+            return ctx.error(node, f"expected a caller action (press, silence, wait, hangup), got {describe(node)}",
+                             did_you_mean(str(getattr(node, "value", "")), ACTION_KINDS))
+        for key in node.keys():
+            if key not in ACTION_OPTIONS:
+                return ctx.error(node.key_node(key), f"unknown option '{key}' in a caller action",
+                                 did_you_mean(key, ACTION_OPTIONS) or f"known options: {', '.join(ACTION_OPTIONS)}")
+        kinds = [key for key in node.keys() if key in ACTION_KINDS]
+        if len(kinds) != 1:
+            where = node.key_node(kinds[1]) if kinds else node
+            return ctx.error(where, "a caller action does exactly one thing: press, silence, wait or hangup",
+                             "split it into separate list items" if kinds else None)
+        timing = [key for key in node.keys() if key in (*ACTION_TIMING, "gap")]
+        if kinds[0] in ("wait", "silence") and timing:
+            return ctx.error(node.key_node(timing[0]), f"`{timing[0]}` does not apply to `{kinds[0]}`",
+                             "timing applies to press and hangup")
+        data = {key: as_typed(value) if isinstance(value, Scalar) else value for key, value in node.items()}
+        try:
+            return ScriptStep(action_from(data), node.location)
+        except ScriptError as exc:
+            return ctx.error(node, str(exc))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array"}
+
+
+class NameList(Field[Located[tuple[Located[str], ...]]]):
+    """A list of prompt or step names (a single name may stand alone), each with its position."""
+
+    type_name = "list of names"
+
+    def parse(self, node: Node, ctx: ParseContext) -> Located[tuple[Located[str], ...]]:
+        items = node.items if isinstance(node, Sequence) else [node]
+        names = []
+        for item in items:
+            if not isinstance(item, Scalar) or item.value is None or isinstance(item.value, (bool, list, dict)):
+                return ctx.error(item, f"expected a name, got {describe(item)}")
+            names.append(Located(as_typed(item), item.location))
+        return Located(tuple(names), node.location)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+
+class VarsField(Field[VarsMatch]):
+    """``vars: {account: "12345678", department: null}``: a subset of the variables at the end."""
+
+    type_name = "mapping of variable names to values"
+
+    def parse(self, node: Node, ctx: ParseContext) -> VarsMatch:
+        if not isinstance(node, Mapping):
+            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}")
+        entries = []
+        for name, value in node.items():
+            expected = value.value if isinstance(value, Scalar) else plain(value)
+            raw = value.raw if isinstance(value, Scalar) and value.value is not None else None
+            entries.append(VarExpected(name, expected, raw, value.location))
+        return VarsMatch("expect.vars", node.location, tuple(entries))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "object"}
+
+
+class OutcomeField(Field[OutcomeIs]):
+    type_name = "outcome such as queue:billing or closed"
+
+    def parse(self, node: Node, ctx: ParseContext) -> OutcomeIs:
+        if not isinstance(node, Scalar) or node.value is None or isinstance(node.value, bool):
+            return ctx.error(node, f"expected an {self.type_name}, got {describe(node)}")
+        return OutcomeIs("expect.outcome", node.location, as_typed(node))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+
+EXPECT_HELP = {
+    "heard": "Exactly the prompts heard, in order (spoken values as digits:123, number:42).",
+    "heard_includes": "Prompts heard in this order, others may come between.",
+    "not_heard": "Prompts never heard.",
+    "interrupted": "Exactly the prompts the caller cut short with a key (barge-in), in order.",
+    "steps": "Exactly the steps entered, in order (bare names for the tested flow, flow.step for others).",
+    "steps_include": "Steps entered in this order, others may come between.",
+    "steps_exclude": "Steps never entered.",
+}
+EXPECT: Record[dict[str, Any]] = Record(
+    {
+        **{key: Option(NameList(), help) for key, help in EXPECT_HELP.items()},
+        "vars": Option(VarsField(), "Variables at the end of the call (others may exist; null means unset)."),
+        "outcome": Option(OutcomeField(), "How the call ended: queue:NAME, transfer:DEST, an outcome label, …"),
+    },
+    what="expectations",
+)

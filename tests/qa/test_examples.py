@@ -1,0 +1,79 @@
+"""The example flows' suites (flows/tests): they pass, and they catch deliberate regressions in the flows."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ivrkit.cli import main
+from ivrkit.qa.runner import Project, discover, run_suites
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITES = ROOT / "flows" / "tests"
+
+
+def failing_cases(flows_dir: Path) -> set[str]:
+    project = Project.load(flows_dir, ROOT / "prompts")
+    assert project.ok, project.diagnostics.render()
+    files, _ = discover([SUITES])
+    suites = [project.suite(path) for path in files]
+    assert not any(suite.broken for suite in suites)
+    return {result.case.name for result in run_suites(project, suites) if not result.passed}
+
+
+def test_every_example_suite_passes_with_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["test", str(SUITES), "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts"), "--coverage"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    files, _ = discover([SUITES])
+    assert {path.name for path in files} >= {"support.test.yaml", "billing.test.yaml"}
+    passed = [line for line in out.splitlines() if line.startswith("PASS  ")]
+    assert len(passed) >= 40
+    assert out.splitlines()[-1] == f"{len(passed)} passed, 0 failed"
+    support_row = next(line for line in out.splitlines() if line.startswith("support "))
+    assert support_row.split()[1:] == ["20/20", "100.0%", "8/8", "100.0%", "18/18", "100.0%"]
+
+
+MUTATIONS = [
+    ("support.yaml", "startswith('9')", "startswith('8')",
+     {"VIP account goes to the VIP queue", "account not starting with 9 is not VIP"}),
+    ("support.yaml", "2026-12-25, ", "", {"Christmas Day"}),
+    ("support.yaml", "mon-fri: \"08:00-20:00\"", "mon-fri: \"08:00-21:00\"",
+     {"closed in the evening", "the flow's timezone decides, not UTC"}),
+    ("support.yaml", "reprompts: [[please-choose, main-menu], [main-menu-slow]]",
+     "reprompts: [[main-menu-slow], [please-choose, main-menu]]",
+     {"silence escalates the re-prompts, then the operator takes over", "one silence, then a choice"}),
+    ("support.yaml", "      failed: operator\n\n  billing_menu:", "      failed: goodbye\n\n  billing_menu:",
+     {"three invalid keys send the caller to the operator"}),
+    ("support.yaml", 'cancel_key: "*"', "cancel_key: none",
+     {"cancel during the account number goes back to the billing menu"}),
+    ("support.yaml", 'abandoned_in: "{{ vars.department }}"', "abandoned_in: unknown",
+     {"hang-up in the main menu is recorded as abandoned", "hang-up while still waiting for technical support"}),
+    ("support.yaml", "outcomes: {busy: operator_busy, noanswer: operator_busy, otherwise: operator_busy}",
+     "outcomes: {otherwise: goodbye}", {"operator busy, back to the main menu"}),
+    ("billing.yaml", "waiting >= 10", "waiting > 10", {"long queue, caller prefers to pay online"}),
+    ("billing.yaml", "pattern: \"^[1-9][0-9]+$\"", "pattern: \"^[0-9]+$\"",
+     {"an account number starting with 0 is re-prompted with more and more help"}),
+]
+
+
+IDS = ["vip rule", "holiday", "opening hours", "re-prompt order", "menu failure", "cancel key", "hang-up handler",
+       "operator busy", "queue threshold", "account pattern"]
+
+
+@pytest.mark.parametrize("file, old, new, expected", MUTATIONS, ids=IDS)
+def test_a_regression_in_the_flow_fails_the_cases_about_it(tmp_path: Path, file: str, old: str, new: str,
+                                                           expected: set[str]) -> None:
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows", flows, ignore=shutil.ignore_patterns("tests"))
+    text = (flows / file).read_text(encoding="utf-8")
+    assert old in text, f"the example flow changed: update this mutation ({old!r})"
+    (flows / file).write_text(text.replace(old, new), encoding="utf-8")
+    assert expected <= failing_cases(flows)
+
+
+def test_the_unchanged_copy_passes(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "flows", tmp_path / "flows", ignore=shutil.ignore_patterns("tests"))
+    assert failing_cases(tmp_path / "flows") == set()
