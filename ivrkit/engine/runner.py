@@ -79,6 +79,17 @@ class Engine:
             self._run_hangup_handler(ctx)
             return self._end(ctx, "caller-hangup", "caller-hangup")
 
+    def run_hangup(self, channel: Channel, flow: str, *, journal: Journal | None = None) -> SessionResult:
+        """A session on a call the caller has already left (the dialplan's hang-up handler runs it, for example
+        when the caller hangs up in a queue): restore the call's state and run the flow's ``on_hangup`` steps."""
+        journal = journal or Journal(channel.now())
+        state = self._state(channel, flow, resume_outcome="hangup")
+        state.sessions += 1
+        ctx = CallContext(channel, self.flows[state.flow], state, journal, self.world, self.prompt_language)
+        ctx.log("session", number=state.sessions, caller=channel.info.caller_number, resumed="hangup")
+        self._run_hangup_handler(ctx)
+        return self._end(ctx, "caller-hangup", "caller-hangup")
+
     def _state(self, channel: Channel, flow: str, resume_outcome: str | None) -> CallState:
         if resume_outcome is not None:
             saved = channel.get_variable(STATE_VARIABLE)

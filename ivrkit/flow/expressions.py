@@ -94,7 +94,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             raise SecurityError("result would be too large")
         return super().call_binop(context, operator, left, right)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         bound_to = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)  # the text of "…".format()
         _check_arguments((bound_to, *args), kwargs)
         return _check_result(super().call(__context, __obj, *args, **kwargs))

@@ -13,9 +13,9 @@ from ivrkit.flow.diagnostics import Location, did_you_mean
 from ivrkit.flow.expressions import Template
 from ivrkit.flow.fields import (
     INVALID,
-    Invalid,
     PROMPT_PATTERN,
     Field,
+    Invalid,
     ListOf,
     OneOfShape,
     ParseContext,

@@ -102,13 +102,11 @@ class SimulatedChannel:
             self._fire(head, self.t)
 
     def pass_time(self, seconds: float) -> None:
-        """Time spent outside the IVR (in a queue, ringing); a scheduled hang-up in it still happens."""
+        """Time spent outside the IVR (in a queue, ringing): keys pressed then are lost, a hang-up ends the call."""
         end = self.t + seconds
-        event = self._next_event(end, listening=False, prompt=None, prompt_start=self.t, take_actions=False)
-        if event is not None and event[1] == "hangup":
-            self.t = event[0]
-            self._hung_up = True
-            raise CallerHungUp()
+        while (event := self._next_event(end, listening=False, prompt=None, prompt_start=self.t)) is not None:
+            at, _, key = event
+            self.note("ignored-key", {"key": key, "at": round(at, 3)})
         self.t = end
 
     @property
@@ -164,7 +162,7 @@ class SimulatedChannel:
         return max(self.t, self._ready_at) if listening else None
 
     def _next_event(
-        self, end: float, *, listening: bool, prompt: str | None, prompt_start: float, take_actions: bool = True
+        self, end: float, *, listening: bool, prompt: str | None, prompt_start: float
     ) -> tuple[float, str, str | None] | None:
         """The next thing that happens before ``end``: a key, a hang-up, or (when listening) a silence."""
         while True:
@@ -178,7 +176,7 @@ class SimulatedChannel:
                 candidates.append((self._keys[0][0], 0, "key"))
             hangup = self._gives_up_at if self._hangup_at is None else min(self._hangup_at, self._gives_up_at)
             candidates.append((hangup, 1, "hangup"))
-            if take_actions and self._actions and not (self._keys and self._actions[0].on_listen):
+            if self._actions and not (self._keys and self._actions[0].on_listen):
                 at = self._action_time(self._actions[0], listening, prompt, prompt_start, end)
                 if at is not None:
                     candidates.append((at, 2, "action"))

@@ -139,7 +139,8 @@ class Simulation:
                 channel.pass_time(answer.after)
             except CallerHungUp:
                 journal.record(channel.now(), "hangup", result.state.flow, None, by="caller", where=handoff.action)
-                outcome = "caller-hangup"
+                result = engine.run_hangup(channel, flow, journal=journal)
+                outcome = result.outcome
                 break
             if answer.outcome == ANSWERED:
                 outcome = f"{handoff.action}:{handoff.target}"

@@ -11,11 +11,11 @@ from ivrkit.flow.expressions import Expression
 from ivrkit.flow.fields import (
     DTMF_KEYS,
     INVALID,
-    Invalid,
     Duration,
     ExpressionField,
     Field,
     Integer,
+    Invalid,
     Key,
     Option,
     ParseContext,

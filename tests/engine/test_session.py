@@ -68,6 +68,9 @@ def test_caller_hangup_while_queued(call: Call) -> None:
     result = call(QUEUE, script=[{"hangup": True, "after": "30s"}], handoffs=[HandoffResult("timeout", after=120)])
     assert result.outcome == "caller-hangup"
     assert result.seconds == 30.0
+    assert result.steps[-1] == "q.record"  # the hang-up handler ran on the state saved at the hand-off
+    assert result.vars["hung_up_after"] == 1
+    assert result.variables["IVRKIT_RESULT"] == "caller-hangup"
 
 
 @pytest.mark.parametrize("step", ["intro", "again"])

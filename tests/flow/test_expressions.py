@@ -7,6 +7,7 @@ call can recover from (``on_error``), never a crash.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -183,7 +184,7 @@ def test_engine_values_cannot_be_changed(source: str) -> None:
 def test_statements_are_refused_in_flow_text(source: str) -> None:
     message = "only {{ … }} expressions are allowed in flow text, not {% … %} statements"
     assert syntax_problem(source, template=True) == message
-    with pytest.raises(ValueError, match="not {% … %} statements"):
+    with pytest.raises(ValueError, match=re.escape(message)):
         Template.compile(source)
 
 

@@ -36,7 +36,11 @@ def test_durations_from_wav_then_text_then_default(tmp_path: Path) -> None:
     catalog = PromptCatalog.load(tmp_path)
     result = simulate(build(FLOW), "t", parse_keys(""), catalog=catalog)
     played = [e.at for e in result.events if e.kind == "played"]
-    assert played == [3.25, 3.25 + estimate_seconds("One two three four five six seven eight nine ten."), 3.25 + 4.4 + 2.0]
+    assert played == [
+        3.25,
+        3.25 + estimate_seconds("One two three four five six seven eight nine ten."),
+        3.25 + 4.4 + 2.0,
+    ]
     assert estimate_seconds("One two three four five six seven eight nine ten.") == 4.4
 
 
