@@ -33,5 +33,5 @@ def load_project(args: argparse.Namespace) -> tuple[dict[str, Flow], PromptCatal
 
     result = load_directory(args.flows)
     catalog = PromptCatalog.load(args.prompts)
-    check_flows(result.flows, result.diagnostics, catalog if args.prompts.is_dir() else None)
+    check_flows(result.flows, result.diagnostics, catalog if args.prompts.is_dir() else None, result.unloaded)
     return result.flows, catalog, result.diagnostics

@@ -11,7 +11,7 @@ dropped call or an endless loop, so they are found here, each at the YAML positi
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +31,16 @@ _SAFE = sorted(kind for kind, cls in STEP_KINDS.items() if cls.dead_safe)
 DEAD_SAFE_KINDS = f"{', '.join(_SAFE[:-1])} and {_SAFE[-1]}" if len(_SAFE) > 1 else "".join(_SAFE)
 
 
-def check_flows(flows: dict[str, Flow], diagnostics: Diagnostics, catalog: PromptCatalog | None = None) -> None:
-    """Report every whole-flow problem in ``flows`` into ``diagnostics`` (prompts only when a catalog is given)."""
+def check_flows(
+    flows: dict[str, Flow],
+    diagnostics: Diagnostics,
+    catalog: PromptCatalog | None = None,
+    unloaded: Collection[str] = (),
+) -> None:
+    """Report every whole-flow problem in ``flows`` into ``diagnostics`` (prompts only when a catalog is given).
+
+    ``unloaded`` names flows whose files have errors of their own: references to them are not reported again.
+    """
     entries: dict[str, set[str]] = {name: set() for name in flows}  # steps that other flows jump into
     for flow in flows.values():
         for step in flow.steps.values():
@@ -40,7 +48,7 @@ def check_flows(flows: dict[str, Flow], diagnostics: Diagnostics, catalog: Promp
             if isinstance(target, FlowTarget) and target.step and target.flow in flows:
                 entries[target.flow].add(target.step)
     for flow in flows.values():
-        FlowChecker(flow, flows, diagnostics, catalog, entries[flow.name]).run()
+        FlowChecker(flow, flows, diagnostics, catalog, entries[flow.name], frozenset(unloaded)).run()
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,10 @@ class FlowChecker:
         diagnostics: Diagnostics,
         catalog: PromptCatalog | None,
         entries: set[str],
+        unloaded: frozenset[str] = frozenset(),
     ):
         self.flow, self.flows, self.out, self.catalog = flow, flows, diagnostics, catalog
+        self.unloaded = unloaded
         self.locate = Locator(flow, diagnostics)
         self.edges: dict[str, list[Edge]] = {name: [] for name in flow.steps}
         self.dangling: set[str] = set()  # steps with a reference to a missing step (reported once, not again)
@@ -157,7 +167,7 @@ class FlowChecker:
             if ref.kind == "step" and ref.name not in self.flow.steps:
                 hint = did_you_mean(ref.name, self.flow.steps) or f"add a step '{ref.name}' under `steps:`"
                 self.out.error(ref.location, f"unknown step '{ref.name}'", hint)
-            elif ref.kind == "flow" and ref.name not in self.flows:
+            elif ref.kind == "flow" and ref.name not in self.flows and ref.name not in self.unloaded:
                 hint = did_you_mean(ref.name, self.flows) or f"the flows are: {', '.join(sorted(self.flows))}"
                 self.out.error(ref.location, f"unknown flow '{ref.name}'", hint)
         for step in self.flow.steps.values():

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivrkit.flow.diagnostics import Diagnostics, FlowError, Location, did_you_mean, relative_name
+from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean, relative_name
 from ivrkit.flow.fields import (
     INVALID,
     NAME_PATTERN,
@@ -94,6 +94,7 @@ FLOW_OPTIONS: dict[str, Option] = {
 class LoadResult:
     flows: dict[str, Flow] = field(default_factory=dict)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    unloaded: set[str] = field(default_factory=set)  # flows whose files have errors: others may still name them
 
 
 def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> Flow | None:
@@ -234,6 +235,9 @@ def flow_files(directory: Path) -> list[Path]:
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
 
+_DECLARED_NAME = re.compile(r"^flow:\s*['\"]?([A-Za-z_][A-Za-z0-9_-]*)", re.MULTILINE)
+
+
 def load_directory(directory: Path) -> LoadResult:
     """Every flow in a directory; two files declaring the same flow name is an error."""
     result = LoadResult()
@@ -245,6 +249,9 @@ def load_directory(directory: Path) -> LoadResult:
     for path in flow_files(directory):
         flow = load_file(path, result.diagnostics)
         if flow is None:
+            declared = _DECLARED_NAME.search(path.read_text(encoding="utf-8", errors="replace"))
+            if declared:
+                result.unloaded.add(declared.group(1))
             continue
         if flow.name in result.flows:
             other = result.flows[flow.name]
@@ -256,14 +263,3 @@ def load_directory(directory: Path) -> LoadResult:
             continue
         result.flows[flow.name] = flow
     return result
-
-
-def load_flows(directory: Path) -> dict[str, Flow]:
-    """Every flow in a directory, or :class:`FlowError` listing all problems."""
-    from ivrkit.flow.checks import check_flows
-
-    result = load_directory(directory)
-    check_flows(result.flows, result.diagnostics)
-    if result.diagnostics.errors:
-        raise FlowError(result.diagnostics)
-    return result.flows

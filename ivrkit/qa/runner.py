@@ -58,7 +58,7 @@ class Project:
 
         result = load_directory(flows_dir)
         catalog = PromptCatalog.load(prompts_dir) if prompts_dir is not None and prompts_dir.is_dir() else None
-        check_flows(result.flows, result.diagnostics, catalog)
+        check_flows(result.flows, result.diagnostics, catalog, result.unloaded)
         return cls(result.flows, catalog, result.diagnostics, flows_dir)
 
     @property

@@ -22,6 +22,7 @@ CASES: dict[str, list[str]] = {
     "unknown_step": ["flow.yaml:7:11: error: unknown step 'main_mnu'"],
     "unknown_start": ["flow.yaml:3:8: error: unknown step 'greting'"],
     "unknown_flow": ["support.yaml:11:18: error: unknown flow 'biling'"],
+    "error_in_a_named_flow": ["billing.yaml:6:5: error: unknown step kind 'hangpu'"],
     "unknown_flow_step": [
         "billing.yaml:5:3: warning: step 'identify' is never reached",
         "support.yaml:11:33: error: flow 'billing' has no step 'identfy'",
