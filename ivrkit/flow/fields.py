@@ -279,38 +279,37 @@ class Key(Field[str]):
         return schema
 
 
-class StepRef(Field[str]):
-    """The name of a step in the same flow; checked after the whole flow is read."""
+class _NameRef(Field[str]):
+    """The name of something defined elsewhere; recorded as a reference and checked once everything is read."""
 
-    type_name = "step name"
+    kind = ""
 
-    def parse(self, node: Node, ctx: ParseContext) -> str:
-        value = self._scalar(node, ctx)
-        if value is INVALID:
-            return value
-        if not isinstance(value, str) or not NAME_PATTERN.match(value):
-            return ctx.error(node, f"expected a step name, got {describe(node)}")
-        ctx.refer("step", value, node.location)
-        return value
-
-    def json_schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": NAME_PATTERN.pattern}
-
-
-class FlowRef(Field[str]):
-    type_name = "flow name"
+    def __init__(self) -> None:
+        self.type_name = f"{self.kind} name"
 
     def parse(self, node: Node, ctx: ParseContext) -> str:
         value = self._scalar(node, ctx)
         if value is INVALID:
             return value
         if not isinstance(value, str) or not NAME_PATTERN.match(value):
-            return ctx.error(node, f"expected a flow name, got {describe(node)}")
-        ctx.refer("flow", value, node.location)
+            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}")
+        ctx.refer(self.kind, value, node.location)
         return value
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "pattern": NAME_PATTERN.pattern}
+
+
+class StepRef(_NameRef):
+    """The name of a step in the same flow."""
+
+    kind = "step"
+
+
+class FlowRef(_NameRef):
+    """The name of another flow."""
+
+    kind = "flow"
 
 
 class ExpressionField(Field[Expression]):

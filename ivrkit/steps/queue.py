@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ivrkit.engine.transitions import Finish, GoTo, HandOff, Transition
-from ivrkit.flow.fields import Duration, Integer, MapOf, OneOfShape, Option, Record, StepRef, Text
-from ivrkit.steps.base import Step
+from ivrkit.engine.transitions import HandOff
+from ivrkit.flow.fields import Duration, Integer, OneOfShape, Option, Record, Text
+from ivrkit.steps.handoff import HandOffStep, outcomes_option
 
 if TYPE_CHECKING:
     from ivrkit.engine.context import CallContext
@@ -29,7 +29,7 @@ def _spec(name: str) -> QueueSpec:
     return QueueSpec(name)
 
 
-class Queue(Step):
+class Queue(HandOffStep):
     kind = "queue"
     summary = (
         "Ends the IVR session and puts the caller in an Asterisk queue. When the queue gives the call back "
@@ -51,14 +51,7 @@ class Queue(Step):
         ),
         what="queue name or {name, timeout, priority}",
     )
-    options = {
-        "outcomes": Option(
-            MapOf(Text(choices=QUEUE_OUTCOMES, what="queue outcome"), StepRef(), "queue outcomes"),
-            "Where the flow resumes for each queue outcome (" + ", ".join(QUEUE_OUTCOMES) + ").",
-            {},
-        ),
-    }
-    ends_call = True
+    options = {"outcomes": outcomes_option("queue", QUEUE_OUTCOMES, "Where the flow resumes for each queue outcome")}
     example = """\
 support_queue:
   queue: {name: support, timeout: 10m}
@@ -69,14 +62,9 @@ support_queue:
     def spec(self) -> QueueSpec:
         return self.value if isinstance(self.value, QueueSpec) else _spec(self.value)
 
-    def run(self, call: CallContext) -> Transition:
-        outcome = call.resumed_outcome
-        if outcome is None:
-            spec = self.spec
-            params = {"priority": str(spec.priority)}
-            if spec.timeout is not None:
-                params["timeout"] = str(int(spec.timeout))
-            return HandOff("queue", spec.name, params)
-        outcomes: dict[str, str] = self.settings["outcomes"]
-        target = outcomes.get(outcome) or outcomes.get("otherwise")
-        return GoTo(target) if target else Finish(f"queue-{outcome}")
+    def hand_off(self, call: CallContext) -> HandOff:
+        spec = self.spec
+        params = {"priority": str(spec.priority)}
+        if spec.timeout is not None:
+            params["timeout"] = str(int(spec.timeout))
+        return HandOff("queue", spec.name, params)

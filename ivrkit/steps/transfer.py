@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ivrkit.engine.transitions import Finish, GoTo, HandOff, Transition
+from ivrkit.engine.transitions import HandOff
 from ivrkit.flow.expressions import ExpressionError, Template
-from ivrkit.flow.fields import Duration, MapOf, OneOfShape, Option, Record, StepRef, TemplateField, Text
-from ivrkit.steps.base import Step
+from ivrkit.flow.fields import Duration, OneOfShape, Option, Record, TemplateField
+from ivrkit.steps.handoff import HandOffStep, outcomes_option
 
 if TYPE_CHECKING:
     from ivrkit.engine.context import CallContext
@@ -40,7 +40,7 @@ def _spec(to: Template) -> TransferSpec:
     return TransferSpec(to)
 
 
-class Transfer(Step):
+class Transfer(HandOffStep):
     kind = "transfer"
     summary = (
         "Ends the IVR session and dials an endpoint (`PJSIP/operator`) or a number (`+4930123456`). If the "
@@ -59,13 +59,10 @@ class Transfer(Step):
         what="destination or {to, timeout}",
     )
     options = {
-        "outcomes": Option(
-            MapOf(Text(choices=TRANSFER_OUTCOMES, what="transfer outcome"), StepRef(), "transfer outcomes"),
-            "Where the flow resumes when the destination is not reached (" + ", ".join(TRANSFER_OUTCOMES) + ").",
-            {},
-        ),
+        "outcomes": outcomes_option(
+            "transfer", TRANSFER_OUTCOMES, "Where the flow resumes when the destination is not reached"
+        )
     }
-    ends_call = True
     example = """\
 operator:
   transfer: {to: PJSIP/operator, timeout: 20s}
@@ -76,16 +73,10 @@ operator:
     def spec(self) -> TransferSpec:
         return self.value if isinstance(self.value, TransferSpec) else _spec(self.value)
 
-    def run(self, call: CallContext) -> Transition:
-        outcome = call.resumed_outcome
-        if outcome is None:
-            spec = self.spec
-            destination = spec.to.render_text(call.scope()).strip()
-            if not DESTINATION.match(destination):
-                raise ExpressionError(
-                    str(spec.to.source), spec.to.location, f"'{destination}' is not an endpoint or number"
-                )
-            return HandOff("transfer", destination, {"timeout": str(int(spec.timeout))})
-        outcomes: dict[str, str] = self.settings["outcomes"]
-        target = outcomes.get(outcome) or outcomes.get("otherwise")
-        return GoTo(target) if target else Finish(f"transfer-{outcome}")
+    def hand_off(self, call: CallContext) -> HandOff:
+        spec = self.spec
+        destination = spec.to.render_text(call.scope()).strip()
+        if not DESTINATION.match(destination):
+            reason = f"'{destination}' is not an endpoint or number"
+            raise ExpressionError(str(spec.to.source), spec.to.location, reason)
+        return HandOff("transfer", destination, {"timeout": str(int(spec.timeout))})
