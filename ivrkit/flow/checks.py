@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean
 from ivrkit.flow.model import Flow
-from ivrkit.flow.source import Mapping, Node, read_source
+from ivrkit.flow.source import Mapping, Node
 from ivrkit.prompts.catalog import PromptCatalog
 from ivrkit.steps import STEP_KINDS, Step
 from ivrkit.steps.collect import Collect, CollectSpec
@@ -64,15 +64,12 @@ class Locator:
     """Finds where any option of a step is written.
 
     Steps keep values, not positions, and only references carry a location. Rather than thread positions
-    through every value, a check that needs one re-reads the flow's source (already parsed once, so this
-    cannot fail in a new way) and walks to the option; when the source is gone it falls back to the step.
+    through every value, a check that needs one walks the flow's source nodes (kept on the flow by the loader)
+    to the option; a flow built without them falls back to the step's own location.
     """
 
-    def __init__(self, flow: Flow, diagnostics: Diagnostics):
-        lines = diagnostics.sources.get(flow.file)
-        text = "\n".join(lines) if lines is not None else _read(flow.file)
-        root = read_source(flow.file, text, Diagnostics()) if text else None
-        self.root = root if isinstance(root, Mapping) else None
+    def __init__(self, flow: Flow):
+        self.root = flow.node
 
     def find(self, step: Step | None, *path: str, key: bool = False) -> Location | None:
         """The value (or, with ``key``, the key) at ``path`` below a step, or below the flow when step is None."""
@@ -89,13 +86,6 @@ class Locator:
         return node.location if node is not None else None
 
 
-def _read(file: str) -> str:
-    try:
-        return Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
 class FlowChecker:
     """All checks of one flow; the step graph is built once and shared by them."""
 
@@ -110,7 +100,7 @@ class FlowChecker:
     ):
         self.flow, self.flows, self.out, self.catalog = flow, flows, diagnostics, catalog
         self.unloaded = unloaded
-        self.locate = Locator(flow, diagnostics)
+        self.locate = Locator(flow)
         self.edges: dict[str, list[Edge]] = {name: [] for name in flow.steps}
         self.dangling: set[str] = set()  # steps with a reference to a missing step (reported once, not again)
         for ref in flow.references:

@@ -131,6 +131,7 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
         on_hangup=top["on_hangup"],
         on_error=top["on_error"],
         references=ctx.references,
+        node=root,
     )
 
 

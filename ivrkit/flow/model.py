@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ivrkit.flow.diagnostics import Location
 from ivrkit.flow.fields import Reference
 from ivrkit.flow.hours import Schedule
+from ivrkit.flow.source import Mapping
 
 if TYPE_CHECKING:
     from ivrkit.steps.base import Step
@@ -44,6 +45,7 @@ class Flow:
     on_hangup: str | None = None
     on_error: str | None = None
     references: list[Reference] = field(default_factory=list)
+    node: Mapping | None = field(default=None, repr=False, compare=False)  # the YAML it was read from, with positions
 
     def step(self, name: str) -> Step:
         return self.steps[name]

@@ -193,6 +193,7 @@ def test_good_and_templated_transfer_destinations(destination: str) -> None:
 def test_positions_fall_back_to_the_step_when_the_source_is_gone() -> None:
     loaded, _ = load(flow("  a:\n    menu: {prompt: p, choices: {'*': end}, failed: end}\n"), "not-on-disk.yaml")
     assert loaded is not None
+    loaded.node = None  # a flow built without its YAML nodes
     diagnostics = Diagnostics()
     check_flows({loaded.name: loaded}, diagnostics)
     assert messages(diagnostics) == ["4:3: error: key '*' is the cancel key here, so this choice can never be made"]
