@@ -104,6 +104,7 @@ def _reader() -> Any:
         try:
             return input(prompt)
         except EOFError:
+            print("\n  (end of input: you hung up)")
             raise CallerHungUp() from None
 
     return read
