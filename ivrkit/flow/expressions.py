@@ -25,8 +25,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ivrkit.flow.diagnostics import Location
 
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<body>.*)\}\}\s*$", re.DOTALL)
-_MAX_RANGE = 1000
-_MAX_SIZE = 10_000  # longest string or list an expression may build, and largest number passed to a call
+MAX_RANGE = 1000
+MAX_SIZE = 10_000  # longest string or list an expression may build, and largest number passed to a call
 # A width in a %-format or str.format spec ("%999999s", "{:>999999}") would build a huge string before any check.
 _BIG_FORMAT_WIDTH = re.compile(r"%[-+ #0]*\d{5,}|\{[^{}]*:[^{}]*\d{5,}[^{}]*\}")
 
@@ -49,15 +49,15 @@ def _size(value: Any) -> int:
 def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Refuse the arguments that make a call build something huge: big counts, widths or format widths."""
     for value in (*args, *kwargs.values()):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_SIZE:
-            raise SecurityError(f"argument {value} is larger than {_MAX_SIZE}")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
+            raise SecurityError(f"argument {value} is larger than {MAX_SIZE}")
         if isinstance(value, str) and _BIG_FORMAT_WIDTH.search(value):
             raise SecurityError("format width too large")
 
 
 def _check_result(value: Any) -> Any:
-    if _size(value) > _MAX_SIZE:
-        raise SecurityError(f"result longer than {_MAX_SIZE}")
+    if _size(value) > MAX_SIZE:
+        raise SecurityError(f"result longer than {MAX_SIZE}")
     return value
 
 
@@ -70,8 +70,8 @@ def _guard_filter(name: str, function: Any) -> Any:
         values = [a for a in args if isinstance(a, (str, list, tuple))]
         if name == "replace" and len(values) >= 3 and isinstance(values[0], str):
             text, old, new = values[0], str(values[1]), str(values[2])
-            if len(text) + (text.count(old) if old else len(text) + 1) * len(new) > _MAX_SIZE:
-                raise SecurityError(f"result longer than {_MAX_SIZE}")
+            if len(text) + (text.count(old) if old else len(text) + 1) * len(new) > MAX_SIZE:
+                raise SecurityError(f"result longer than {MAX_SIZE}")
         return _check_result(function(*args, **kwargs))
 
     return guarded
@@ -84,13 +84,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         # Refuse the classic sandbox denials of service: 'x' * 10**9, a huge power, strings grown by doubling.
-        if operator == "*" and isinstance(right, int) and _size(left) * right > _MAX_SIZE:
+        if operator == "*" and isinstance(right, int) and _size(left) * right > MAX_SIZE:
             raise SecurityError("result would be too large")
-        if operator == "*" and isinstance(left, int) and _size(right) * left > _MAX_SIZE:
+        if operator == "*" and isinstance(left, int) and _size(right) * left > MAX_SIZE:
             raise SecurityError("result would be too large")
         if operator == "**" and isinstance(right, int) and right > 100:
             raise SecurityError("exponent too large")
-        if operator == "+" and _size(left) + _size(right) > _MAX_SIZE:
+        if operator == "+" and _size(left) + _size(right) > MAX_SIZE:
             raise SecurityError("result would be too large")
         return super().call_binop(context, operator, left, right)
 
@@ -102,8 +102,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 def _safe_range(*args: int) -> range:
     result = range(*args)
-    if len(result) > _MAX_RANGE:
-        raise SecurityError(f"range longer than {_MAX_RANGE}")
+    if len(result) > MAX_RANGE:
+        raise SecurityError(f"range longer than {MAX_RANGE}")
     return result
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, is_dataclass
 from typing import Any
 
 from ivrkit.flow import hours, segments
-from ivrkit.flow.expressions import _MAX_RANGE
+from ivrkit.flow.expressions import MAX_RANGE, MAX_SIZE
 from ivrkit.flow.fields import PROMPT_PATTERN, Duration, Field, Key, ListOf, MapOf, OneOfShape, Option, Record, Text
 from ivrkit.flow.hours import DAYS, ScheduleField
 from ivrkit.flow.loader import FLOW_OPTIONS
@@ -257,8 +257,9 @@ def _expressions() -> str:
         "Expressions run in Jinja2's immutable sandbox, so a flow file cannot reach the server's internals:",
         "- names and attributes starting with `_` cannot be read;\n"
         "- values cannot be changed in place (`vars.list.append(1)` is refused): use a `set` step;\n"
-        f"- `range()` gives at most {_MAX_RANGE} numbers; repeating text or lists beyond 100000 items and "
-        "exponents above 100 are refused;\n"
+        f"- `range()` gives at most {MAX_RANGE} numbers; text and lists longer than {MAX_SIZE} items, numbers "
+        f"above {MAX_SIZE} passed to a filter or method, huge format widths and exponents above 100 are refused;\n"
+        "- flow text takes `{{ … }}` expressions only, not `{% … %}` statements, so nothing can loop;\n"
         "- an unknown name or attribute is an error, not empty text: `vars.typo` fails.",
         "An expression that fails on a call sends it to the flow's `on_error` step, or ends it with outcome `error`.",
     )
