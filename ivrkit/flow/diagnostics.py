@@ -2,7 +2,7 @@
 
 Every error the flow language raises is a :class:`Diagnostic` pointing at the YAML that caused it, so a
 designer can jump straight to the spot in an editor. Loading collects all problems instead of stopping
-at the first one (:class:`Diagnostics`), and raises :class:`FlowError` only when asked to.
+at the first one (:class:`Diagnostics`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ class Diagnostic:
     message: str
     severity: Severity = Severity.ERROR
     hint: str | None = None
-    code: str = "flow"
 
     @property
     def is_error(self) -> bool:
@@ -68,11 +67,11 @@ class Diagnostics:
         if diagnostic not in self.items:
             self.items.append(diagnostic)
 
-    def error(self, location: Location, message: str, hint: str | None = None, code: str = "flow") -> None:
-        self.add(Diagnostic(location, message, Severity.ERROR, hint, code))
+    def error(self, location: Location, message: str, hint: str | None = None) -> None:
+        self.add(Diagnostic(location, message, Severity.ERROR, hint))
 
-    def warning(self, location: Location, message: str, hint: str | None = None, code: str = "flow") -> None:
-        self.add(Diagnostic(location, message, Severity.WARNING, hint, code))
+    def warning(self, location: Location, message: str, hint: str | None = None) -> None:
+        self.add(Diagnostic(location, message, Severity.WARNING, hint))
 
     def extend(self, other: Diagnostics) -> None:
         for item in other.items:
@@ -98,18 +97,6 @@ class Diagnostics:
 
     def render(self) -> str:
         return "\n".join(d.render(self.sources.get(d.location.file)) for d in self)
-
-    def raise_if_errors(self) -> None:
-        if self.errors:
-            raise FlowError(self)
-
-
-class FlowError(Exception):
-    """Raised when flow files have errors; carries every diagnostic found."""
-
-    def __init__(self, diagnostics: Diagnostics):
-        self.diagnostics = diagnostics
-        super().__init__(diagnostics.render())
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

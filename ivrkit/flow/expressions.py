@@ -131,16 +131,6 @@ def syntax_problem(source: str, *, template: bool) -> str | None:
     return None
 
 
-def referenced_names(source: str, *, template: bool) -> set[str]:
-    """Top-level names an expression reads (``vars``, ``caller``, …), for static checks."""
-    text = source if template else "{{ " + _strip_braces(source) + " }}"
-    try:
-        tree = ENVIRONMENT.parse(text)
-    except TemplateSyntaxError:
-        return set()
-    return {node.name for node in tree.find_all(nodes.Name) if node.ctx == "load"}
-
-
 def _evaluate(compiled: Any, source: str, location: Location | None, scope: Mapping[str, Any]) -> Any:
     try:
         result = compiled(scope)

@@ -47,9 +47,6 @@ class Flow:
     references: list[Reference] = field(default_factory=list)
     node: Mapping | None = field(default=None, repr=False, compare=False)  # the YAML it was read from, with positions
 
-    def step(self, name: str) -> Step:
-        return self.steps[name]
-
     def cancel_key_for(self, step: Step) -> str:
         """The cancel key in force at ``step`` ("" when off)."""
         return self.cancel_key if step.cancel_key is None else step.cancel_key

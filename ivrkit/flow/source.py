@@ -169,7 +169,6 @@ class SourceReader:
                         key.location,
                         f"duplicate key '{name}' (first defined at line {first.line})",
                         "YAML keeps only the last one; remove or rename one of them",
-                        code="duplicate-key",
                     )
                     continue
                 mapping.entries[name] = (Scalar(key.location, name, name, key.quoted), self._convert(value_node))

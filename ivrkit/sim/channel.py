@@ -110,10 +110,6 @@ class SimulatedChannel:
         self.t = end
 
     @property
-    def hung_up(self) -> bool:
-        return self._hung_up
-
-    @property
     def remaining_actions(self) -> list[Action]:
         """Caller actions that never happened (flow tests report them: the call ended before the script)."""
         return list(self._actions)

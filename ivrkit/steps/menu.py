@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ivrkit.engine.transitions import Finish, GoTo, Transition
 from ivrkit.flow.fields import DTMF_KEYS, Duration, Key, MapOf, Option, Record, StepRef
@@ -77,6 +77,3 @@ main_menu:
             if attempts.fail(kind):
                 target = attempts.failed_target(kind, spec.failed)
                 return GoTo(target) if target else Finish("menu-failed")
-
-    def describe_choices(self) -> dict[str, Any]:
-        return dict(self.value.choices)

@@ -17,7 +17,6 @@ from ivrkit.flow.expressions import (
     Expression,
     ExpressionError,
     Template,
-    referenced_names,
     syntax_problem,
 )
 
@@ -89,11 +88,6 @@ def test_syntax_problems() -> None:
     assert syntax_problem("{{ vars.x ==  }}", template=False) == "unexpected 'end of print statement'"
     assert syntax_problem("{% if x %}", template=True) is not None
     assert syntax_problem("{{ vars.x }} text", template=True) is None
-
-
-def test_referenced_names() -> None:
-    assert referenced_names("vars.a > caller.number | length", template=False) == {"vars", "caller"}
-    assert referenced_names("{% set x = 1 %}{{ x + queues.billing.waiting }}", template=True) == {"x", "queues"}
 
 
 # -- undefined names --------------------------------------------------------------------------------------------
