@@ -1,0 +1,193 @@
+"""The engine's :class:`~ivrkit.engine.channel.Channel` on a live call: each method is one or two AGI commands.
+
+Prompts are played as ``<language>/<sounds>/<prompt>`` (``en/ivrkit/welcome``): Asterisk tries the channel's
+language folder first and then the path as given, so the file in the language the engine chose is found even
+when the channel speaks another. Names that reach the PBX are validated here; values are quoted by the wire.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import zoneinfo
+from collections.abc import Callable
+
+from ivrkit.agi.connection import AgiConnection, CallerHungUp, CommandFailed, DeadChannel, PeerClosed
+from ivrkit.agi.wire import Reply, Route
+from ivrkit.engine import transitions
+from ivrkit.engine.channel import CallInfo
+
+log = logging.getLogger("ivrkit.agi")
+
+KEYS = frozenset("0123456789*#ABCD")
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")  # no functions: ${SHELL(...)} must stay out of reach
+PROMPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-./]{0,199}")
+SAY_COMMANDS = {"number": "SAY NUMBER", "digits": "SAY DIGITS", "alpha": "SAY ALPHA"}
+DATE_FORMATS = {"date": "ABdY", "time": "IMp", "datetime": "ABdY 'digits/at' IMp"}
+TWENTY_FOUR_HOUR_TIME = "HM"  # languages other than English say 14:00, not 2 pm
+
+Problem = Callable[[str, str], None]  # (kind, message): counted and logged by the session
+
+
+def call_info(env: dict[str, str], route: Route) -> CallInfo:
+    """What the engine knows of a call, from the AGI environment. ``unknown`` is Asterisk's word for empty."""
+
+    def value(key: str) -> str:
+        text = env.get(key, "")
+        return "" if text == "unknown" else text
+
+    args = []
+    for number in range(1, len(env) + 1):
+        if f"agi_arg_{number}" not in env:
+            break
+        args.append(env[f"agi_arg_{number}"])
+    return CallInfo(
+        uniqueid=env.get("agi_uniqueid", ""),
+        caller_number=value("agi_callerid"),
+        caller_name=value("agi_calleridname"),
+        dnid=value("agi_dnid"),
+        channel=env.get("agi_channel", ""),
+        language=env.get("agi_language", ""),
+        args=tuple(args),
+        params=dict(route.params),
+    )
+
+
+class AgiChannel:
+    def __init__(
+        self,
+        connection: AgiConnection,
+        info: CallInfo,
+        *,
+        sounds: str = "ivrkit",
+        timezone: str = "UTC",
+        problem: Problem | None = None,
+    ):
+        self.connection = connection
+        self.info = info
+        self.sounds = sounds.strip("/")
+        self.timezone = timezone
+        self._problem = problem or (lambda kind, message: log.warning(message, extra={"kind": kind}))
+
+    def answer(self) -> None:
+        """Answer the call (a no-op when the dialplan already did)."""
+        self._audio("ANSWER", problem="the channel could not be answered")
+
+    # -- the Channel interface ---------------------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def play_prompt(self, prompt: str, language: str, escape: str) -> str | None:
+        if not PROMPT_NAME.fullmatch(prompt) or ".." in prompt:
+            raise ValueError(f"prompt name '{prompt}' cannot be played: use letters, digits, - _ . and /")
+        path = f"{language}/{self.sounds}/{prompt}" if self.sounds else f"{language}/{prompt}"
+        reply = self._audio("STREAM FILE", path, _escape(escape), problem=f"prompt file '{path}' did not play")
+        return _key(reply)
+
+    def say(self, kind: str, value: str, language: str, escape: str) -> str | None:
+        if kind in SAY_COMMANDS:
+            text = value.strip()
+            if kind == "number" and not re.fullmatch(r"-?\d{1,15}", text):
+                raise ValueError(f"cannot say '{value}' as a number")
+            if kind == "digits" and not re.fullmatch(r"[0-9*#]{1,64}", text):
+                raise ValueError(f"cannot say '{value}' as digits")
+            args: tuple[str, ...] = (text, _escape(escape))
+            verb = SAY_COMMANDS[kind]
+        else:
+            moment = self._moment(kind, value)
+            style = DATE_FORMATS[kind]
+            if kind == "time" and not language.startswith("en"):
+                style = TWENTY_FOUR_HOUR_TIME
+            args = (str(int(moment.timestamp())), _escape(escape), style, self.timezone)
+            verb = "SAY DATETIME"
+        return _key(self._audio(verb, *args, problem=f"could not say {kind} '{value}'"))
+
+    def wait_for_key(self, timeout: float) -> str | None:
+        milliseconds = max(0, int(timeout * 1000))
+        reply = self._audio("WAIT FOR DIGIT", milliseconds, wait=timeout, problem="waiting for a key failed")
+        return _key(reply)
+
+    def get_variable(self, name: str) -> str | None:
+        """A plain channel variable; empty and unset read the same in Asterisk, both as None."""
+        _check_variable(name)
+        try:
+            reply = self.connection.run("GET FULL VARIABLE", "${" + name + "}")
+        except PeerClosed:
+            return None
+        return reply.data or None
+
+    def set_variable(self, name: str, value: str) -> None:
+        _check_variable(name)
+        try:
+            self.connection.run("SET VARIABLE", name, value)
+        except PeerClosed:
+            log.debug("%s not set: the connection is closed", name)
+
+    def hangup(self) -> None:
+        try:
+            self.connection.run("HANGUP")
+        except (CallerHungUp, DeadChannel, PeerClosed) as error:
+            raise transitions.CallerHungUp() from error
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _audio(self, verb: str, *args: object, wait: float = 0.0, problem: str) -> Reply | None:
+        """Run a command the caller hears; a hang-up becomes the engine's CallerHungUp. A failure on a live
+        channel (a missing file) is reported and the flow goes on, as if the audio had played."""
+        try:
+            return self.connection.run(verb, *args, wait=wait)
+        except (CallerHungUp, DeadChannel, PeerClosed) as error:
+            raise transitions.CallerHungUp() from error
+        except CommandFailed:
+            if self._caller_gone():
+                raise transitions.CallerHungUp() from None
+            self._problem("command-failed", problem)
+            return None
+
+    def _caller_gone(self) -> bool:
+        """After ``result=-1``: ask the channel's state. On a hung-up channel Asterisk answers 511 (or sends
+        ``HANGUP`` first); on a live one the failure was the command's own (a missing prompt file)."""
+        try:
+            self.connection.run("CHANNEL STATUS")
+        except (CallerHungUp, DeadChannel, PeerClosed):
+            return True
+        except CommandFailed:
+            return False
+        return self.connection.hung_up
+
+    def _moment(self, kind: str, value: str) -> dt.datetime:
+        """A date, time or date-time written as ISO text; without an offset it is in the session's timezone."""
+        zone = zoneinfo.ZoneInfo(self.timezone)
+        text = value.strip()
+        try:
+            if kind == "time" and len(text) <= 8:
+                clock = dt.time.fromisoformat(text)
+                moment = dt.datetime.combine(self.now().astimezone(zone).date(), clock)
+            else:
+                moment = dt.datetime.fromisoformat(text)
+        except ValueError as error:
+            hint = "write it as ISO text, e.g. 2026-12-24 14:00"
+            raise ValueError(f"cannot say '{value}' as a {kind}: {hint}") from error
+        return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def _escape(keys: str) -> str:
+    return "".join(key for key in keys if key in KEYS)
+
+
+def _key(reply: Reply | None) -> str | None:
+    """The key that ended a command: Asterisk sends its character code, 0 for none."""
+    if reply is None:
+        return None
+    code = reply.number
+    if code <= 0:
+        return None
+    key = chr(code)
+    return key if key in KEYS else None
+
+
+def _check_variable(name: str) -> None:
+    if not VARIABLE_NAME.fullmatch(name):
+        raise ValueError(f"'{name}' is not a channel variable name: use letters, digits and _ (no functions)")

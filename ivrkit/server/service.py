@@ -1,0 +1,142 @@
+"""``ivrkit serve`` assembled: flows, FastAGI listener, admin endpoint, reloads, signals and the drain.
+
+Signals: SIGTERM (and Ctrl-C) drain the server: no new sessions, running calls finish, then the process
+exits; a second SIGTERM exits at once. SIGHUP reloads the flows now; they are also reloaded when their files
+change (polled every ``reload_seconds``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ivrkit.ops.admin import AdminServer
+from ivrkit.ops.metrics import ServerMetrics
+from ivrkit.server.library import FlowLibrary, ReloadReport
+from ivrkit.server.listener import AgiListener, ListenerSettings
+from ivrkit.server.session import SessionHandler, SessionSettings
+
+log = logging.getLogger("ivrkit.server")
+
+
+@dataclass
+class ServiceSettings:
+    flows: Path = Path("flows")
+    prompts: Path | None = Path("prompts")
+    listener: ListenerSettings = field(default_factory=ListenerSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 4574  # 0: no admin endpoint
+    admin_token: str = ""
+    reload_seconds: float = 2.0  # 0: reload on SIGHUP only
+    drain_seconds: float | None = None  # None: wait for every call however long it takes
+
+
+class Service:
+    def __init__(self, settings: ServiceSettings):
+        self.settings = settings
+        self.metrics = ServerMetrics()
+        self.library = FlowLibrary(settings.flows, settings.prompts)
+        self.listener = AgiListener(
+            SessionHandler(self.library, self.metrics, settings.session), self.metrics, settings.listener
+        )
+        self.admin: AdminServer | None = None
+        self.started = time.monotonic()
+        self.last_reload: ReloadReport | None = None
+        self._draining = threading.Event()
+        self._reload_now = threading.Event()
+        self._stopped = threading.Event()
+
+    # -- lifetime -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the flows, start listening and the admin endpoint; returns at once."""
+        self.reload()
+        self.listener.start()
+        if self.settings.admin_port:
+            self.admin = AdminServer(
+                self.settings.admin_host, self.settings.admin_port, self.settings.admin_token, self.health, self.metrics
+            )
+            self.admin.start()
+            log.info("admin endpoint on %s (/healthz, /metrics; bearer token required)", self.admin.url)
+        threading.Thread(target=self._watch_flows, name="flow-reload", daemon=True).start()
+
+    def run(self) -> int:
+        """Start, then serve until drained (SIGTERM or Ctrl-C). Must be called in the main thread."""
+        signal.signal(signal.SIGTERM, self._on_terminate)
+        signal.signal(signal.SIGINT, self._on_terminate)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self._reload_now.set())
+        self.start()
+        while not self._draining.wait(0.5):
+            pass
+        return 0 if self.drain() else 1
+
+    def drain(self) -> bool:
+        """Stop accepting, let running calls finish, stop. False when calls were cut at ``drain_seconds``."""
+        self._draining.set()
+        self.listener.stop_accepting()
+        running = self.listener.active
+        log.info("draining: no new calls; waiting for %d running call(s)", running, extra={"active": running})
+        finished = self.listener.wait_idle(self.settings.drain_seconds)
+        if not finished:
+            log.error("drain time is up with %d call(s) still running; exiting", self.listener.active)
+        self.stop()
+        log.info("stopped", extra={"sessions_total": self.listener.total})
+        return finished
+
+    def stop(self) -> None:
+        self._draining.set()
+        self._stopped.set()
+        self._reload_now.set()
+        if self.admin is not None:
+            self.admin.stop()
+
+    def _on_terminate(self, signum: int, frame: FrameType | None) -> None:
+        if self._draining.is_set():
+            log.warning("second stop signal: exiting without waiting for running calls")
+            raise SystemExit(1)
+        self._draining.set()
+
+    # -- flows ----------------------------------------------------------------------------------------
+
+    def reload(self) -> ReloadReport:
+        report = self.library.reload()
+        self.last_reload = report
+        self.metrics.flows_loaded(len(self.library.flows), report.ok)
+        return report
+
+    def _watch_flows(self) -> None:
+        interval = self.settings.reload_seconds
+        while not self._stopped.is_set():
+            asked = self._reload_now.wait(interval if interval > 0 else None)
+            if self._stopped.is_set():
+                return
+            self._reload_now.clear()
+            try:
+                if asked or self.library.changed():
+                    log.info("reloading flows (%s)", "SIGHUP" if asked else "files changed")
+                    self.reload()
+            except Exception:  # a reload must never take the server down
+                self.metrics.error("reload")
+                log.exception("flow reload failed; the previous flows keep serving")
+
+    # -- health ---------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        report = self.last_reload
+        return {
+            "status": "draining" if self._draining.is_set() else "ok",
+            "sessions_active": self.listener.active,
+            "sessions_total": self.listener.total,
+            "max_sessions": self.listener.settings.max_sessions,
+            "flows": sorted(self.library.flows),
+            "last_reload_ok": report.ok if report else None,
+            "flows_kept_after_errors": report.kept if report else [],
+            "uptime_seconds": round(time.monotonic() - self.started, 1),
+        }

@@ -1,0 +1,160 @@
+"""One AGI session, from the environment block to the closed socket: the path every live call takes.
+
+Whatever happens (a flow error, a caller who hangs up, a peer that breaks the protocol, a bug) the session
+ends here: it is logged with its cause, counted, and, when the channel can still hear us, the result
+variable is set before the socket closes, because ``AGISTATUS=SUCCESS`` alone does not mean the flow
+succeeded. Nothing escapes to the listener.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+from asterisk.agi import AGIError, AGIHangup
+
+from ivrkit.agi.channel import AgiChannel, call_info
+from ivrkit.agi.connection import AgiConnection, PeerClosed, ReplyTimeout
+from ivrkit.agi.wire import ProtocolError, parse_route
+from ivrkit.engine import transitions
+from ivrkit.engine.journal import Event, Journal
+from ivrkit.engine.runner import OUTCOME_VARIABLE, RESULT_VARIABLE, SessionResult
+from ivrkit.ops.logs import call_context, set_step
+from ivrkit.ops.metrics import ServerMetrics
+from ivrkit.server.library import FlowLibrary
+
+log = logging.getLogger("ivrkit.session")
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    sounds: str = "ivrkit"  # prompts play from <sounds dir>/<language>/<sounds>/<prompt>
+    audio_seconds: float = 600.0  # the longest a prompt or other audio command may take
+    command_seconds: float = 30.0  # the longest any other command may take (plus its own wait for keys)
+    environment_seconds: float = 10.0  # the longest a new connection may take to send its environment
+    answer: bool = True  # answer the channel before the first prompt
+
+
+class SessionHandler:
+    """Runs sessions for a server: shared by every connection, holds nothing per call."""
+
+    def __init__(self, library: FlowLibrary, metrics: ServerMetrics, settings: SessionSettings | None = None):
+        self.library = library
+        self.metrics = metrics
+        self.settings = settings or SessionSettings()
+
+    def handle(self, sock: socket.socket, peer: str) -> SessionResult | None:
+        """Serve one connection to the end. Returns the engine's result when a flow ran (tests read it)."""
+        started = time.perf_counter()
+        try:
+            connection = AgiConnection(
+                sock,
+                audio_seconds=self.settings.audio_seconds,
+                command_seconds=self.settings.command_seconds,
+                environment_seconds=self.settings.environment_seconds,
+                on_command=self.metrics.command,
+            )
+        except (ProtocolError, PeerClosed, ReplyTimeout, UnicodeError) as error:
+            self._failed("environment", f"session from {peer} dropped before it started: {error}")
+            _close(sock)
+            return None
+        uniqueid = connection.env.get("agi_uniqueid", "")
+        script = connection.env.get("agi_network_script", "")
+        flow_name = script.partition("?")[0].strip("/").split("/")[0][:64]
+        with call_context(uniqueid, flow_name):
+            self.metrics.session_started(flow_name)
+            outcome = "error"
+            try:
+                result = self._run(connection, script, peer)
+                outcome = result.outcome if result else "refused"
+                return result
+            finally:
+                connection.close()
+                self.metrics.session_ended(flow_name, outcome, time.perf_counter() - started)
+                set_step(None)
+
+    def _run(self, connection: AgiConnection, script: str, peer: str) -> SessionResult | None:
+        try:
+            route = parse_route(script)
+        except ValueError as error:
+            self._failed("flow-not-found", str(error))
+            self._set_result(connection, "error", "no-such-flow")
+            return None
+        engine = self.library.engine
+        if route.flow not in engine.flows:
+            served = ", ".join(sorted(engine.flows)) or "none"
+            self._failed("flow-not-found", f"no flow named '{route.flow}' (serving: {served})")
+            self._set_result(connection, "error", "no-such-flow")
+            return None
+        if route.mode == "resume" and not route.params.get("outcome"):
+            self._failed("protocol", f"/{route.flow}/resume needs ?outcome=<the dialplan step's result>")
+            self._set_result(connection, "error", "bad-request")
+            return None
+        flow = engine.flows[route.flow]
+        info = call_info(connection.env, route)
+        channel = AgiChannel(
+            connection, info, sounds=self.settings.sounds, timezone=flow.timezone, problem=self._failed
+        )
+        journal = Journal(channel.now())
+        journal.listeners.append(_log_event)
+        log.info(
+            "session started",
+            extra={"peer": peer, "mode": route.mode, "caller": info.caller_number, "channel": info.channel},
+        )
+        try:
+            if route.mode == "hangup":
+                result = engine.run_hangup(channel, route.flow, journal=journal)
+            else:
+                if self.settings.answer and route.mode == "start":
+                    channel.answer()
+                resume = route.params["outcome"] if route.mode == "resume" else None
+                result = engine.run(channel, route.flow, resume_outcome=resume, journal=journal)
+        except (AGIHangup, transitions.CallerHungUp) as error:
+            # the caller went while the session was answering, or the peer closed mid-flow
+            log.info("session ended: %s", error, extra={"outcome": "caller-hangup", "commands": connection.commands})
+            return None
+        except ReplyTimeout as error:
+            self._failed("timeout", f"{error}; the session is closed")
+            return None
+        except (ProtocolError, AGIError) as error:
+            self._failed("protocol", f"{type(error).__name__}: {error}; the session is closed")
+            self._set_result(connection, "error", "protocol")
+            return None
+        except Exception:
+            self.metrics.error("crash")
+            log.exception("session crashed; the dialplan sees IVRKIT_RESULT=error")
+            self._set_result(connection, "error", "crash")
+            return None
+        log.info(
+            "session ended",
+            extra={"outcome": result.outcome, "commands": connection.commands, "sessions": result.state.sessions},
+        )
+        return result
+
+    def _failed(self, kind: str, message: str) -> None:
+        self.metrics.error(kind)
+        log.warning(message, extra={"kind": kind})
+
+    def _set_result(self, connection: AgiConnection, result: str, outcome: str) -> None:
+        """Tell the dialplan what happened, if the channel can still be told."""
+        if connection.closed:
+            return
+        try:
+            connection.run("SET VARIABLE", OUTCOME_VARIABLE, outcome)
+            connection.run("SET VARIABLE", RESULT_VARIABLE, result)
+        except (AGIError, ProtocolError, OSError) as error:
+            log.debug("result variable not set: %s", error)
+
+
+def _log_event(event: Event) -> None:
+    set_step(event.step)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(event.kind, extra={"event": event.kind, **{f"detail_{k}": v for k, v in event.detail.items()}})
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()
