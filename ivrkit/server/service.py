@@ -117,7 +117,8 @@ class Service:
             asked = self._reload_now.wait(interval if interval > 0 else None)
             if self._stopped.is_set():
                 return
-            self._reload_now.clear()
+            if asked:
+                self._reload_now.clear()
             try:
                 if asked or self.library.changed():
                     log.info("reloading flows (%s)", "SIGHUP" if asked else "files changed")

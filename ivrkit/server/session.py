@@ -64,8 +64,9 @@ class SessionHandler:
         uniqueid = connection.env.get("agi_uniqueid", "")
         script = connection.env.get("agi_network_script", "")
         flow_name = script.partition("?")[0].strip("/").split("/")[0][:64]
+        label = flow_name if flow_name in self.library.engine.flows else "unknown"  # metric labels stay bounded
         with call_context(uniqueid, flow_name):
-            self.metrics.session_started(flow_name)
+            self.metrics.session_started(label)
             outcome = "error"
             try:
                 result = self._run(connection, script, peer)
@@ -73,7 +74,7 @@ class SessionHandler:
                 return result
             finally:
                 connection.close()
-                self.metrics.session_ended(flow_name, outcome, time.perf_counter() - started)
+                self.metrics.session_ended(label, outcome, time.perf_counter() - started)
                 set_step(None)
 
     def _run(self, connection: AgiConnection, script: str, peer: str) -> SessionResult | None:
@@ -150,7 +151,7 @@ class SessionHandler:
 
 
 def _log_event(event: Event) -> None:
-    set_step(event.step)
+    set_step(event.step, flow=event.flow)
     if log.isEnabledFor(logging.DEBUG):
         log.debug(event.kind, extra={"event": event.kind, **{f"detail_{k}": v for k, v in event.detail.items()}})
 

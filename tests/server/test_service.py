@@ -33,13 +33,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, flows: Path, tmp: Path):
+    def __init__(self, flows: Path, tmp: Path, reload_interval: float = 0.2):
         self.port, self.admin_port = free_port(), free_port()
         env = {**os.environ, "IVRKIT_ADMIN_TOKEN": TOKEN}
         self.process = subprocess.Popen(
             [sys.executable, "-c", "import sys; from ivrkit.cli import main; sys.exit(main())", "serve",
              "--flows", str(flows), "--prompts", str(tmp / "no-prompts"), "--port", str(self.port),
-             "--admin-port", str(self.admin_port), "--reload-interval", "0.2", "--log-format", "json"],
+             "--admin-port", str(self.admin_port), "--reload-interval", str(reload_interval), "--log-format", "json"],
             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp,
         )  # fmt: skip
         self.logs: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -135,7 +135,7 @@ def test_flows_reload_on_change_and_a_broken_file_keeps_the_last_good_version(se
 
 def test_sighup_reloads_now(tmp_path: Path) -> None:
     flows = write_flows(tmp_path / "flows", desk=DESK)
-    server = Server(flows, tmp_path)
+    server = Server(flows, tmp_path, reload_interval=0)
     try:
         (flows / "desk.yaml").write_text(DESK.replace("play: welcome", "play: hello"))
         server.process.send_signal(signal.SIGHUP)

@@ -1,0 +1,153 @@
+"""Server metrics in Prometheus form, cheap enough to record on every AGI command.
+
+Each `ServerMetrics` owns a private registry, so several servers (or tests) in one process never share
+counters. Label values come from flow names, outcomes, error kinds and AGI verbs: bounded sets in practice,
+but some of them arrive from the network, so each metric caps its series and folds the rest into "other"
+(unknown AGI verbs into "OTHER").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Round trips of AGI commands: a GET VARIABLE takes well under a millisecond, a STREAM FILE or GET DATA lasts as
+# long as the prompt, a WAIT FOR DIGIT or EXEC (Dial, Queue) can take minutes.
+COMMAND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+# A session lasts from the greeting to the hand-off or hang-up: seconds to tens of minutes.
+SESSION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+# AGI commands as Asterisk documents them; anything else is counted as "OTHER".
+AGI_COMMANDS = frozenset(
+    {
+        "ANSWER", "ASYNCAGI BREAK", "CHANNEL STATUS", "CONTROL STREAM FILE", "DATABASE DEL", "DATABASE DELTREE",
+        "DATABASE GET", "DATABASE PUT", "EXEC", "GET DATA", "GET FULL VARIABLE", "GET OPTION", "GET VARIABLE",
+        "GOSUB", "HANGUP", "NOOP", "RECEIVE CHAR", "RECEIVE TEXT", "RECORD FILE", "SAY ALPHA", "SAY DATE",
+        "SAY DATETIME", "SAY DIGITS", "SAY NUMBER", "SAY PHONETIC", "SAY TIME", "SEND IMAGE", "SEND TEXT",
+        "SET AUTOHANGUP", "SET CALLERID", "SET CONTEXT", "SET EXTENSION", "SET MUSIC", "SET PRIORITY",
+        "SET VARIABLE", "SPEECH ACTIVATE GRAMMAR", "SPEECH CREATE", "SPEECH DEACTIVATE GRAMMAR", "SPEECH DESTROY",
+        "SPEECH LOAD GRAMMAR", "SPEECH RECOGNIZE", "SPEECH SET", "SPEECH UNLOAD GRAMMAR", "STREAM FILE",
+        "TDD MODE", "VERBOSE", "WAIT FOR DIGIT",
+    }
+)  # fmt: skip
+OTHER_COMMAND = "OTHER"
+# Error kinds the server reports; they are exported at 0 from the start so alerts see the first one.
+ERROR_KINDS = (
+    "protocol", "timeout", "environment", "refused-capacity", "refused-address", "prompt-missing", "flow-not-found",
+    "accept", "reload", "crash",
+)  # fmt: skip
+
+MAX_SERIES = 500  # per labelled metric; beyond this, new label sets are counted under "other"
+MAX_LABEL_LENGTH = 100
+OVERFLOW = "other"
+_MAX_COMMAND_ALIASES = 1024  # raw command names remembered for the fast path
+
+
+def command_verb(name: str) -> str:
+    """The AGI verb a command name stands for: "stream  file" and "STREAM FILE intro 0" both give "STREAM FILE"."""
+    words = name.upper().split()
+    for size in (3, 2, 1):
+        verb = " ".join(words[:size])
+        if len(words) >= size and verb in AGI_COMMANDS:
+            return verb
+    return OTHER_COMMAND
+
+
+class _Children:
+    """The label children of one metric, cached (`.labels()` is slow) and capped at `MAX_SERIES`."""
+
+    __slots__ = ("_cache", "_metric", "_overflow")
+
+    def __init__(self, metric: Any, arity: int) -> None:
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], Any] = {}
+        self._overflow = (OVERFLOW,) * arity
+
+    def get(self, labels: tuple[str, ...]) -> Any:
+        child = self._cache.get(labels)
+        if child is None:
+            child = self._add(labels)
+        return child
+
+    def _add(self, labels: tuple[str, ...]) -> Any:
+        if len(self._cache) >= MAX_SERIES:
+            key = self._overflow
+            child = self._cache.get(key)
+            if child is None:  # the overflow series itself may be one over the cap
+                child = self._cache[key] = self._metric.labels(*key)
+            return child
+        child = self._cache[labels] = self._metric.labels(*(value[:MAX_LABEL_LENGTH] for value in labels))
+        return child
+
+
+class ServerMetrics:
+    """What the FastAGI server counts and times; `render()` gives the Prometheus text for `/metrics`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._active = Gauge("ivrkit_sessions_active", "Sessions (AGI connections) running now.", registry=r)
+        sessions = Counter("ivrkit_sessions", "Sessions started, by flow.", ["flow"], registry=r)
+        outcomes = Counter(
+            "ivrkit_session_outcomes", "Sessions ended, by flow and outcome.", ["flow", "outcome"], registry=r
+        )
+        self._duration = Histogram(
+            "ivrkit_session_duration_seconds", "Session length.", buckets=SESSION_BUCKETS, registry=r
+        )
+        commands = Histogram(
+            "ivrkit_agi_command_seconds",
+            "AGI command round trips (prompts included), by verb.",
+            ["command"],
+            buckets=COMMAND_BUCKETS,
+            registry=r,
+        )
+        errors = Counter("ivrkit_errors", "Errors and refused connections, by kind.", ["kind"], registry=r)
+        self._flows = Gauge("ivrkit_flows_loaded", "Flows in service.", registry=r)
+        self._reload_ok = Gauge("ivrkit_flow_reload_ok", "1 if the last flow (re)load succeeded, else 0.", registry=r)
+        reloads = Counter("ivrkit_flow_reloads", "Flow (re)loads, by result.", ["result"], registry=r)
+
+        self._sessions = _Children(sessions, 1)
+        self._outcomes = _Children(outcomes, 2)
+        self._errors = _Children(errors, 1)
+        for kind in ERROR_KINDS:
+            self._errors.get((kind,))
+        self._reloads = {True: reloads.labels("ok"), False: reloads.labels("failed")}
+        # Raw command name → histogram child; the hot path is one dict lookup and one observe().
+        self._command_metric = commands
+        self._commands: dict[str, Any] = {}
+
+    def session_started(self, flow: str) -> None:
+        self._active.inc()
+        self._sessions.get((flow,)).inc()
+
+    def session_ended(self, flow: str, outcome: str, seconds: float) -> None:
+        self._active.dec()
+        self._outcomes.get((flow, outcome)).inc()
+        self._duration.observe(seconds)
+
+    def command(self, name: str, seconds: float) -> None:
+        """Time one AGI command; `name` is its verb ("STREAM FILE"), unknown verbs count as "OTHER"."""
+        child = self._commands.get(name)
+        if child is None:
+            child = self._command_metric.labels(command_verb(name))
+            if len(self._commands) < _MAX_COMMAND_ALIASES:
+                self._commands[name] = child
+        child.observe(seconds)
+
+    def error(self, kind: str) -> None:
+        self._errors.get((kind,)).inc()
+
+    def refused(self, reason: str) -> None:
+        """A connection turned away ("capacity", "address"): counted as error kind "refused-<reason>"."""
+        self.error("refused-" + reason)
+
+    def flows_loaded(self, count: int, last_reload_ok: bool) -> None:
+        """Record a (re)load: `count` flows now in service, whether this load succeeded."""
+        self._flows.set(count)
+        self._reload_ok.set(1 if last_reload_ok else 0)
+        self._reloads[bool(last_reload_ok)].inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type, for an HTTP response."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
