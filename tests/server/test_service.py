@@ -140,6 +140,7 @@ def test_sighup_reloads_now(tmp_path: Path) -> None:
         (flows / "desk.yaml").write_text(DESK.replace("play: welcome", "play: hello"))
         server.process.send_signal(signal.SIGHUP)
         server.wait_log(lambda r: r["msg"].startswith("reloading flows (SIGHUP)"))
+        server.wait_log(lambda r: r["msg"].startswith("flows loaded"))
         assert server.call().played[0] == "en/ivrkit/hello"
     finally:
         server.process.kill()
