@@ -22,6 +22,7 @@ log = logging.getLogger("ivrkit.agi")
 
 KEYS = frozenset("0123456789*#ABCD")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")  # no functions: ${SHELL(...)} must stay out of reach
+MSET_VALUE = re.compile(r"[A-Za-z0-9_.:/@+\-]{0,200}")  # nothing MSet's parser or a later ${} could misread
 PROMPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-./]{0,199}")
 SAY_COMMANDS = {"number": "SAY NUMBER", "digits": "SAY DIGITS", "alpha": "SAY ALPHA"}
 DATE_FORMATS = {"date": "ABdY", "time": "IMp", "datetime": "ABdY 'digits/at' IMp"}
@@ -124,6 +125,22 @@ class AgiChannel:
             self.connection.run("SET VARIABLE", name, value)
         except PeerClosed:
             log.debug("%s not set: the connection is closed", name)
+
+    def set_variables(self, values: dict[str, str]) -> None:
+        """Plain values (names, numbers, outcomes) go in one ``EXEC MSet``; any other value, which MSet's
+        argument parser could misread (commas, quotes, ``${``), in its own ``SET VARIABLE``."""
+        for name in values:
+            _check_variable(name)
+        plain = {name: value for name, value in values.items() if MSET_VALUE.fullmatch(value)}
+        if len(plain) > 1:
+            options = ",".join(f"{name}={value}" for name, value in plain.items())
+            try:
+                if self.connection.run("EXEC", "MSet", options).result != "-2":
+                    values = {name: value for name, value in values.items() if name not in plain}
+            except PeerClosed:
+                return
+        for name, value in values.items():
+            self.set_variable(name, value)
 
     def hangup(self) -> None:
         try:

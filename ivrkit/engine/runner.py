@@ -139,13 +139,10 @@ class Engine:
 
     def _hand_off(self, ctx: CallContext, step_name: str, handoff: HandOff) -> SessionResult:
         ctx.state.step = step_name
-        channel = ctx.channel
-        channel.set_variable(STATE_VARIABLE, ctx.state.to_json())
-        channel.set_variable(TARGET_VARIABLE, handoff.target)
-        for name, value in handoff.params.items():
-            channel.set_variable(f"IVRKIT_{name.upper()}", value)
+        variables = {STATE_VARIABLE: ctx.state.to_json(), TARGET_VARIABLE: handoff.target}
+        variables.update({f"IVRKIT_{name.upper()}": value for name, value in handoff.params.items()})
         ctx.log("handoff", action=handoff.action, target=handoff.target, **handoff.params)
-        result = self._end(ctx, handoff.action, "handoff")
+        result = self._end(ctx, handoff.action, "handoff", variables)
         result.handoff = handoff
         return result
 
@@ -155,10 +152,11 @@ class Engine:
             ctx.channel.hangup()
         return result
 
-    def _end(self, ctx: CallContext, action: str, outcome: str) -> SessionResult:
-        """Set the result variables (they work on a dead channel too) and close the journal."""
-        ctx.channel.set_variable(OUTCOME_VARIABLE, outcome)
-        ctx.channel.set_variable(RESULT_VARIABLE, action)
+    def _end(
+        self, ctx: CallContext, action: str, outcome: str, variables: dict[str, str] | None = None
+    ) -> SessionResult:
+        """Set the result variables in one go (they work on a dead channel too) and close the journal."""
+        ctx.channel.set_variables({**(variables or {}), OUTCOME_VARIABLE: outcome, RESULT_VARIABLE: action})
         ctx.log("end", outcome=outcome)
         return SessionResult(outcome, ctx.state, ctx.journal)
 

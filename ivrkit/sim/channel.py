@@ -80,6 +80,10 @@ class SimulatedChannel:
     def get_variable(self, name: str) -> str | None:
         return self.variables.get(name)
 
+    def set_variables(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self.set_variable(name, value)
+
     def set_variable(self, name: str, value: str) -> None:
         if "\n" in value or "\r" in value:
             raise ValueError(f"variable {name} would carry a line break")

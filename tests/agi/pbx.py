@@ -195,6 +195,13 @@ class FakePbx:
         if verb == "HANGUP":
             self._hang_up()
             return ["200 result=1"]
+        if verb == "EXEC":
+            if args[0].upper() != "MSET":
+                return ["200 result=-2"]  # application not found
+            for assignment in args[1].split(","):
+                name, _, value = assignment.partition("=")
+                variables[name] = value
+            return ["200 result=0"]
         if verb in ("VERBOSE", "NOOP"):
             return ["200 result=1"]
         return ["510 Invalid or unknown command"]

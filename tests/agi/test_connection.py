@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-from collections.abc import Iterator
 
 import pytest
 from asterisk.agi import AGIInvalidCommand, AGIUsageError
 
 from ivrkit.agi.connection import (
-    AgiConnection,
     CallerHungUp,
     CommandFailed,
     DeadChannel,
@@ -19,50 +16,7 @@ from ivrkit.agi.connection import (
 )
 from ivrkit.agi.wire import ProtocolError, split_words
 from tests.agi.pbx import environment
-
-
-class Peer:
-    """Asterisk's side with canned replies: each command line read gets the next batch of reply lines."""
-
-    def __init__(self, replies: list[list[str]], env: bytes | None = None):
-        self.replies = list(replies)
-        self.received: list[str] = []
-        self.server, self.pbx = socket.socketpair()
-        self.env = environment("support") if env is None else env
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        reader = self.pbx.makefile("rb")
-        self.pbx.sendall(self.env)
-        for batch in self.replies:
-            line = reader.readline()
-            if not line:
-                return
-            self.received.append(line.decode())
-            for reply in batch:
-                self.pbx.sendall(reply.encode() + b"\n")
-
-    def connect(self, **options: float) -> AgiConnection:
-        return AgiConnection(self.server, **options)
-
-    def close(self) -> None:
-        self.pbx.close()
-
-
-@pytest.fixture
-def peer_factory() -> Iterator[list[Peer]]:
-    peers: list[Peer] = []
-    yield peers
-    for peer in peers:
-        peer.close()
-        peer.server.close()
-
-
-def make(peers: list[Peer], replies: list[list[str]], env: bytes | None = None) -> tuple[Peer, AgiConnection]:
-    peer = Peer(replies, env)
-    peers.append(peer)
-    return peer, peer.connect()
+from tests.agi.peer import Peer, make
 
 
 def test_works_outside_the_main_thread_and_writes_nothing_to_stderr(
@@ -169,7 +123,8 @@ def test_silent_peer_times_out(peer_factory: list[Peer]) -> None:
 def test_closed_peer(peer_factory: list[Peer]) -> None:
     peer, connection = make(peer_factory, [])
     peer.thread.join(5)
-    peer.close()
+    peer.reader.close()
+    peer.pbx.close()  # Asterisk's side goes away
     with pytest.raises(PeerClosed):
         connection.run("ANSWER")
     assert connection.closed

@@ -77,7 +77,7 @@ def test_caller_hangs_up_mid_prompt(handler: SessionHandler, caplog: pytest.LogC
     assert transcript.hung_up
     # after the hang-up only dead-capable commands went out: the hang-up handler's work and the result
     after = transcript.verbs()[transcript.verbs().index("CHANNEL STATUS") :]
-    assert set(after) <= {"CHANNEL STATUS", "SET VARIABLE"}
+    assert set(after) <= {"CHANNEL STATUS", "SET VARIABLE", "EXEC"}
     assert transcript.variables["IVRKIT_RESULT"] == "caller-hangup"
     assert result is not None and result.state.vars["abandoned_in"] == "none"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -106,7 +106,7 @@ def test_hangup_session_on_a_dead_channel(handler: SessionHandler) -> None:
     pbx = FakePbx("desk/hangup", variables={"IVRKIT_STATE": first.variables["IVRKIT_STATE"]})
     pbx.dead = True
     transcript, result = serve_one(handler, pbx)
-    assert set(transcript.verbs()) <= {"GET FULL VARIABLE", "SET VARIABLE"}
+    assert set(transcript.verbs()) <= {"GET FULL VARIABLE", "SET VARIABLE", "EXEC"}
     assert result is not None and result.state.vars["abandoned_in"] == "sales"
     assert transcript.variables["IVRKIT_RESULT"] == "caller-hangup"
 
@@ -143,7 +143,9 @@ def test_caller_name_with_a_newline_is_data_never_a_command(tmp_path: Path) -> N
     handler = SessionHandler(library, ServerMetrics())
     payload = 'Bob"\nEXEC Dial(PJSIP/666)\r\nHANGUP'
     transcript, result = serve_one(handler, FakePbx("greet", env={"agi_calleridname": payload}))
-    assert not [line for line in transcript.commands if line.startswith(("EXEC", "HANGUP"))]
+    assert not [line for line in transcript.commands if line.startswith(("EXEC Dial", "HANGUP"))]
+    carrying = [words[:2] for words in transcript.words if any("Dial" in word for word in words)]
+    assert carrying == [["SAY", "ALPHA"], ["SET", "VARIABLE"]]  # as one argument of a harmless command
     say = next(words for words in transcript.words if words[:2] == ["SAY", "ALPHA"])
     assert say[2] == 'Bob" EXEC Dial(PJSIP/666) HANGUP'
     state = json.loads(transcript.variables["IVRKIT_STATE"])
