@@ -21,6 +21,7 @@ Exactly one command is in flight at a time, and each waits for its reply no long
 from __future__ import annotations
 
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,7 +83,7 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
     ):
         # pyst2's __init__ is not called: it installs a signal handler and writes to stderr.
         self.sock = sock
-        self.stdin = sock.makefile("rb", buffering=4096)
+        self.stdin = sock.makefile("rb", buffering=1024)
         self.stdout = None
         self.stderr = None
         self._got_sighup = False
@@ -112,8 +113,8 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
                 return
             item = wire.parse_environment_line(line)
             if item is not None:
-                last = item[0]
-                self.env[last] = item[1]
+                last = sys.intern(item[0])  # the same two dozen keys on every call: share them
+                self.env[last] = sys.intern(item[1]) if len(item[1]) <= 8 else item[1]
             elif last is not None:
                 self.env[last] += "\n" + line
                 self.ignored_environment_lines += 1

@@ -214,7 +214,7 @@ def test_server_stopped_the_dialplan_sees_the_failure(asterisk: AsteriskInstance
 def test_caller_name_with_a_newline_and_exec_payload_is_only_data(
     asterisk: AsteriskInstance, call_driver: CallDriver, server: tuple[AgiListener, RecordingHandler]
 ) -> None:
-    listener, handler = server
+    listener, _ = server
     dialplan = agi_test_dialplan(listener.port, agi_path="line").replace(
         "exten => s,1,Answer()",
         "exten => s,1,Set(CALLERID(name)=${URIDECODE(Bob%0AEXEC%20Dial%20Local%2F666%40x%0AHANGUP)})\n"
