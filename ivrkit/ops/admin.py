@@ -147,7 +147,7 @@ class AdminServer:
             target=server.serve_forever, args=(_POLL_SECONDS,), name="ivrkit-admin", daemon=True
         )
         self._thread.start()
-        log.info("admin endpoint listening on %s", self.url)
+        log.info("admin endpoint on %s (/healthz, /metrics; bearer token required)", self.url)
 
     def stop(self) -> None:
         """Stop listening and wait for the serving thread; requests in flight finish in their daemon threads."""

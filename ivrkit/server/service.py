@@ -69,7 +69,6 @@ class Service:
                 self.settings.admin_host, self.settings.admin_port, self.settings.admin_token, self.health, self.metrics
             )
             self.admin.start()
-            log.info("admin endpoint on %s (/healthz, /metrics; bearer token required)", self.admin.url)
         threading.Thread(target=self._watch_flows, name="flow-reload", daemon=True).start()
 
     def run(self) -> int:
