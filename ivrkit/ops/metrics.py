@@ -138,10 +138,6 @@ class ServerMetrics:
     def error(self, kind: str) -> None:
         self._errors.get((kind,)).inc()
 
-    def refused(self, reason: str) -> None:
-        """A connection turned away ("capacity", "address"): counted as error kind "refused-<reason>"."""
-        self.error("refused-" + reason)
-
     def flows_loaded(self, count: int, last_reload_ok: bool) -> None:
         """Record a (re)load: `count` flows now in service, whether this load succeeded."""
         self._flows.set(count)

@@ -75,7 +75,6 @@ class SessionHandler:
             finally:
                 connection.close()
                 self.metrics.session_ended(label, outcome, time.perf_counter() - started)
-                set_step(None)
 
     def _run(self, connection: AgiConnection, script: str, peer: str) -> SessionResult | None:
         try:

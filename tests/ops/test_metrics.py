@@ -77,12 +77,12 @@ def test_unknown_verbs_are_counted_as_other_and_spellings_fold_into_the_verb() -
     assert value(m, "ivrkit_agi_command_seconds_count", command="STREAM FILE") == 2
 
 
-def test_errors_are_exported_at_zero_before_they_happen_and_refusals_are_errors() -> None:
+def test_errors_are_exported_at_zero_before_they_happen() -> None:
     m = ServerMetrics()
     assert value(m, "ivrkit_errors_total", kind="crash") == 0
     m.error("timeout")
     m.error("timeout")
-    m.refused("capacity")
+    m.error("refused-capacity")
     assert value(m, "ivrkit_errors_total", kind="timeout") == 2
     assert value(m, "ivrkit_errors_total", kind="refused-capacity") == 1
     assert value(m, "ivrkit_errors_total", kind="crash") == 0
