@@ -37,6 +37,7 @@ from asterisk.agi import (
 )
 
 from ivrkit.agi import wire
+from ivrkit.agi.transport import LineSocket, LineTooLong, Waiter
 from ivrkit.agi.wire import ProtocolError, Reply
 
 ENVIRONMENT_SECONDS = 10.0  # Asterisk sends the environment at once; a peer silent this long is not Asterisk
@@ -80,10 +81,11 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
         command_seconds: float = wire.COMMAND_SECONDS,
         environment_seconds: float = ENVIRONMENT_SECONDS,
         on_command: CommandListener | None = None,
+        waiter: Waiter | None = None,
     ):
         # pyst2's __init__ is not called: it installs a signal handler and writes to stderr.
-        self.sock = sock
-        self.stdin = sock.makefile("rb", buffering=1024)
+        self.lines = LineSocket(sock, waiter)
+        self.stdin = None
         self.stdout = None
         self.stderr = None
         self._got_sighup = False
@@ -95,22 +97,30 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
         self.commands = 0
         self.ignored_environment_lines = 0
         self._in_flight: str | None = None
+        self._seconds = environment_seconds  # the time limit of the line being read
         self.env: dict[str, str] = {}
-        self._read_environment(environment_seconds)
+        self._read_environment()
 
     # -- the environment block ------------------------------------------------------------------------
 
-    def _read_environment(self, seconds: float) -> None:
+    def _read_environment(self) -> None:
         """Read ``agi_*`` lines up to the blank line. A line that is not ``key: value`` continues the value
         before it: Asterisk writes values raw, so a caller-ID name with a newline arrives split in two."""
-        self.sock.settimeout(seconds)
+        try:
+            block = self.lines.read_block(wire.MAX_LINE_BYTES, wire.MAX_ENVIRONMENT_LINES, self._seconds)
+        except TimeoutError as error:
+            raise ReplyTimeout("no complete environment within its time limit") from error
+        except LineTooLong as error:
+            raise ProtocolError(f"the environment block has {error}") from error
+        except OSError as error:
+            raise PeerClosed(f"connection lost: {error}") from error
+        if block is None:
+            raise PeerClosed("Asterisk closed the connection")
+        if not block:
+            raise ProtocolError("the environment block is empty: the peer is not Asterisk")
         last: str | None = None
-        for _ in range(wire.MAX_ENVIRONMENT_LINES):
-            line = self._read_line()
-            if line == "":
-                if not self.env:
-                    raise ProtocolError("the environment block is empty: the peer is not Asterisk")
-                return
+        for raw in block:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
             item = wire.parse_environment_line(line)
             if item is not None:
                 last = sys.intern(item[0])  # the same two dozen keys on every call: share them
@@ -120,7 +130,6 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
                 self.ignored_environment_lines += 1
             else:
                 raise ProtocolError(f"the environment does not start with agi_ lines: {line[:80]!r}")
-        raise ProtocolError(f"the environment block has more than {wire.MAX_ENVIRONMENT_LINES} lines")
 
     # -- pyst2's transport, replaced ------------------------------------------------------------------
 
@@ -166,7 +175,7 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
         self._in_flight = verb
         started = time.perf_counter()
         try:
-            self.sock.settimeout(wire.reply_timeout(verb, wait, self.audio_seconds, self.command_seconds))
+            self._seconds = wire.reply_timeout(verb, wait, self.audio_seconds, self.command_seconds)
             self._send(line)
             code, reply = self._read_reply(verb)
         finally:
@@ -192,8 +201,8 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
 
     def _send(self, line: bytes) -> None:
         try:
-            self.sock.sendall(line)
-        except OSError as error:
+            self.lines.send(line, self._seconds)
+        except OSError as error:  # TimeoutError too: a peer that takes no data is as good as gone
             self.closed = True
             raise PeerClosed(f"could not send: {error}") from error
 
@@ -220,18 +229,18 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
 
     def _read_line(self) -> str:
         try:
-            raw = self.stdin.readline(wire.MAX_LINE_BYTES + 1)
+            raw = self.lines.read_line(wire.MAX_LINE_BYTES, self._seconds)
         except TimeoutError as error:
             raise ReplyTimeout(f"no reply to {self._in_flight or 'the environment'} within its time limit") from error
+        except LineTooLong as error:
+            raise ProtocolError(str(error)) from error
         except OSError as error:
             self.closed = True
             raise PeerClosed(f"connection lost: {error}") from error
-        if not raw:
+        if raw is None:
             self.closed = True
             raise PeerClosed("Asterisk closed the connection")
-        if len(raw) > wire.MAX_LINE_BYTES:
-            raise ProtocolError(f"a line longer than {wire.MAX_LINE_BYTES} bytes")
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
+        return raw.decode("utf-8", "replace").rstrip("\r")
 
     # -- pyst2 helpers whose argument handling is wrong ------------------------------------------------
 
@@ -250,11 +259,4 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
     def close(self) -> None:
         """Close our side. Asterisk then sends its final ``HANGUP`` to a closed socket, which it tolerates."""
         self.closed = True
-        try:
-            self.stdin.close()
-            if self.sock.fileno() >= 0:
-                self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        finally:
-            self.sock.close()
+        self.lines.close()

@@ -48,7 +48,8 @@ def clean(value: object) -> str:
     >>> clean("Bob\\nEXEC Dial(PJSIP/666)")
     'Bob EXEC Dial(PJSIP/666)'
     """
-    return _CONTROL.sub(" ", str(value))
+    text = str(value)
+    return text if text.isprintable() else _CONTROL.sub(" ", text)  # printable text has no control characters
 
 
 def quote(value: object) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slow to build, and a call records a dozen
 class Event:
     at: float  # seconds since the call started
     kind: str  # session, step, played, key, choice, collected, no_input, invalid, cancel, set, handoff, end, …

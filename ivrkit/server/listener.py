@@ -1,19 +1,15 @@
-"""The TCP side of the FastAGI server: accept, check the peer, bound the sessions, one thread per call.
+"""The TCP side of the FastAGI server: accept, check the peer, bound the sessions, one greenlet per call.
 
-A thread per call fits the engine (a flow is plain sequential code) and pyst2's blocking command layer, and
-a call spends nearly all its life waiting for Asterisk, so thousands of mostly idle threads cost little.
-Threads are kept for the next call (starting one took a sixth of the server's time under load) and end
-after ``IDLE_WORKER_SECONDS`` without work.
+Every call runs as a greenlet on the server's event loop (:mod:`ivrkit.server.loop`), in a thread of its
+own (``agi-loop``); the engine and pyst2's command layer stay plain sequential code.
 Beyond ``max_sessions`` a connection is refused clearly: the dialplan gets ``IVRKIT_RESULT=error`` and
-``IVRKIT_OUTCOME=busy`` from a small refusal worker, so the call can take its fallback at once.
+``IVRKIT_OUTCOME=busy`` from a short refusal session, so the call can take its fallback at once.
 """
 
 from __future__ import annotations
 
-import _thread
 import ipaddress
 import logging
-import queue
 import socket
 import threading
 from collections.abc import Sequence
@@ -25,6 +21,7 @@ from ivrkit.agi.connection import AgiConnection
 from ivrkit.agi.wire import ProtocolError
 from ivrkit.engine.runner import OUTCOME_VARIABLE, RESULT_VARIABLE
 from ivrkit.ops.metrics import ServerMetrics
+from ivrkit.server.loop import Loop
 from ivrkit.server.session import SessionHandler
 
 log = logging.getLogger("ivrkit.server")
@@ -32,8 +29,7 @@ log = logging.getLogger("ivrkit.server")
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 REFUSALS_WAITING = 64  # refused connections answered at once; beyond this they are just closed
 REFUSAL_SECONDS = 2.0
-ACCEPT_POLL_SECONDS = 0.25  # how soon the accept loop notices it should stop
-IDLE_WORKER_SECONDS = 30.0  # a thread with no call for this long ends
+ACCEPT_RETRY_SECONDS = 0.1  # after a failed accept (out of file descriptors), try again this much later
 
 
 @dataclass(frozen=True)
@@ -57,6 +53,9 @@ def parse_networks(specs: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddre
 
 
 class AgiListener:
+    """Owns the event loop thread. ``start``, ``stop_accepting`` and ``wait_idle`` may be called from any
+    other thread; everything else runs on the loop."""
+
     def __init__(self, handler: SessionHandler, metrics: ServerMetrics, settings: ListenerSettings | None = None):
         self.handler = handler
         self.metrics = metrics
@@ -64,22 +63,22 @@ class AgiListener:
         self.networks = parse_networks(self.settings.allow)
         self.active = 0
         self.total = 0
-        self._lock = threading.Condition()
-        self._stopping = threading.Event()
-        self._sock: socket.socket | None = None
-        self._acceptor: threading.Thread | None = None
-        self._refusals: queue.Queue[tuple[socket.socket, str]] = queue.Queue(REFUSALS_WAITING)
-        self._work: queue.SimpleQueue[tuple[socket.socket, str]] = queue.SimpleQueue()
-        self._idle_workers = 0  # guarded by _lock
+        self._idle = threading.Condition()
+        self._port = 0
+        self._loop: Loop | None = None
+        self._listening: socket.socket | None = None
+        self._stopping = False  # read and written on the loop only
+        self._accepting_ended = threading.Event()
+        self._refusing = 0
         self._allowed_peers: dict[str, bool] = {}
 
     @property
     def port(self) -> int:
-        assert self._sock is not None, "start() first"
-        return int(self._sock.getsockname()[1])
+        assert self._port, "start() first"
+        return self._port
 
     def start(self) -> None:
-        """Bind and start accepting in a background thread."""
+        """Bind (errors raise here) and serve on the loop thread."""
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -92,77 +91,74 @@ class AgiListener:
                 "is another server running? choose another --port"
             ) from error
         sock.listen(self.settings.backlog)
-        sock.settimeout(ACCEPT_POLL_SECONDS)
-        self._sock = sock
-        self._acceptor = threading.Thread(target=self._accept_loop, name="agi-accept", daemon=True)
-        self._acceptor.start()
-        threading.Thread(target=self._refusal_loop, name="agi-refuse", daemon=True).start()
-        log.info("FastAGI server listening", extra={"host": self.settings.host, "port": self.port})
+        sock.setblocking(False)
+        self._port = int(sock.getsockname()[1])
+        self._listening = sock
+        running = threading.Event()
+        threading.Thread(target=self._run_loop, args=(running,), name="agi-loop", daemon=True).start()
+        running.wait()
+        log.info("FastAGI server listening", extra={"host": self.settings.host, "port": self._port})
 
     def stop_accepting(self) -> None:
         """No new sessions; running ones go on."""
-        self._stopping.set()
-        if self._acceptor is not None:
-            self._acceptor.join()
-        if self._sock is not None:
-            self._sock.close()
+        if self._loop is not None and not self._accepting_ended.is_set():
+            self._loop.call_soon_threadsafe(self._stop_accepting)
+            self._accepting_ended.wait()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no session runs; False when some still do after ``timeout`` seconds."""
-        with self._lock:
-            return self._lock.wait_for(lambda: self.active == 0, timeout)
+        with self._idle:
+            return self._idle.wait_for(lambda: self.active == 0, timeout)
 
-    # -- accepting ------------------------------------------------------------------------------------
+    # -- the loop thread ------------------------------------------------------------------------------
+
+    def _run_loop(self, running: threading.Event) -> None:
+        loop = self._loop = Loop()
+        loop.spawn(self._accept_loop)
+        running.set()
+        loop.run(until=lambda: self._accepting_ended.is_set() and loop.tasks == 0)
+        loop.close()
+
+    def _stop_accepting(self) -> None:
+        self._stopping = True
+        assert self._loop is not None and self._listening is not None
+        self._loop.wake(self._listening.fileno())
 
     def _accept_loop(self) -> None:
-        assert self._sock is not None
-        while not self._stopping.is_set():
-            try:
-                conn, address = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError as error:
-                if self._stopping.is_set():
-                    return
-                log.error("accept failed: %s", error)  # e.g. out of file descriptors: keep serving
-                self.metrics.error("accept")
-                self._stopping.wait(0.1)
-                continue
-            conn.settimeout(None)
-            self._admit(conn, address[0])
+        loop, listening = self._loop, self._listening
+        assert loop is not None and listening is not None
+        loop.attach(listening.fileno())
+        try:
+            while not self._stopping:
+                try:
+                    conn, address = listening.accept()
+                except BlockingIOError:
+                    loop.wait_readable(listening.fileno(), float("inf"))
+                    continue
+                except OSError as error:
+                    log.error("accept failed: %s", error)  # e.g. out of file descriptors: keep serving
+                    self.metrics.error("accept")
+                    loop.sleep(ACCEPT_RETRY_SECONDS)
+                    continue
+                self._admit(conn, address[0])
+        finally:
+            loop.detach(listening.fileno())
+            listening.close()
+            self._accepting_ended.set()
 
     def _admit(self, conn: socket.socket, peer: str) -> None:
         if not self._allowed(peer):
             self.metrics.error("refused-address")
             log.warning("connection from %s refused: not in --allow", peer, extra={"peer": peer})
             conn.close()
-            return
-        with self._lock:
-            if self.active >= self.settings.max_sessions:
-                full = True
-            else:
-                full = False
-                self.active += 1
-                self.total += 1
-        if full:
+        elif self.active >= self.settings.max_sessions:
             self.metrics.error("refused-capacity")
             self._refuse(conn, peer)
-            return
-        with self._lock:
-            spawn = self._idle_workers == 0
-            if not spawn:
-                self._idle_workers -= 1  # that worker is promised this call
-            self._work.put((conn, peer))
-        if spawn:
-            try:
-                # the low-level call: a threading.Thread object and its events cost 2 kB more per held call
-                _thread.start_new_thread(self._worker, ())
-            except RuntimeError as error:  # the system will not give us another thread
-                conn, peer = self._work.get()
-                self._finished()
-                self.metrics.error("refused-capacity")
-                log.error("cannot start a session thread: %s", error)
-                self._refuse(conn, peer)
+        else:
+            self.active += 1
+            self.total += 1
+            assert self._loop is not None
+            self._loop.spawn(self._serve, conn, peer)
 
     def _allowed(self, peer: str) -> bool:
         known = self._allowed_peers.get(peer)
@@ -181,58 +177,47 @@ class AgiListener:
             address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
-    def _worker(self) -> None:
-        """Serve calls one after another; end after a while without one."""
-        while True:
-            try:
-                conn, peer = self._work.get(timeout=IDLE_WORKER_SECONDS)
-            except queue.Empty:
-                with self._lock:
-                    try:
-                        conn, peer = self._work.get_nowait()  # promised to us just as we timed out
-                    except queue.Empty:
-                        self._idle_workers -= 1
-                        return
-            self._serve(conn, peer)
-            with self._lock:
-                self._idle_workers += 1
-
     def _serve(self, conn: socket.socket, peer: str) -> None:
         try:
-            self.handler.handle(conn, peer)
+            self.handler.handle(conn, peer, self._loop)
         except BaseException:  # never reached in practice: the handler ends every session itself
             self.metrics.error("crash")
-            log.exception("session thread failed")
+            log.exception("session failed")
         finally:
-            self._finished()
-
-    def _finished(self) -> None:
-        with self._lock:
-            self.active -= 1
-            self._lock.notify_all()
+            with self._idle:
+                self.active -= 1
+                self._idle.notify_all()
 
     # -- refusing -------------------------------------------------------------------------------------
 
     def _refuse(self, conn: socket.socket, peer: str) -> None:
-        try:
-            self._refusals.put_nowait((conn, peer))
-        except queue.Full:
-            conn.close()
         log.warning(
             "connection from %s refused: %d sessions running (--max-sessions)",
             peer,
             self.settings.max_sessions,
             extra={"peer": peer},
         )
+        if self._refusing >= REFUSALS_WAITING:
+            conn.close()
+            return
+        self._refusing += 1
+        assert self._loop is not None
+        self._loop.spawn(self._tell_busy, conn, peer)
 
-    def _refusal_loop(self) -> None:
-        while True:
-            conn, peer = self._refusals.get()
-            try:
-                connection = AgiConnection(conn, environment_seconds=REFUSAL_SECONDS, command_seconds=REFUSAL_SECONDS)
-                connection.run("SET VARIABLE", OUTCOME_VARIABLE, "busy")
-                connection.run("SET VARIABLE", RESULT_VARIABLE, "error")
+    def _tell_busy(self, conn: socket.socket, peer: str) -> None:
+        connection = None
+        try:
+            connection = AgiConnection(
+                conn, environment_seconds=REFUSAL_SECONDS, command_seconds=REFUSAL_SECONDS, waiter=self._loop
+            )
+            connection.run("SET VARIABLE", OUTCOME_VARIABLE, "busy")
+            connection.run("SET VARIABLE", RESULT_VARIABLE, "error")
+            connection.close()
+        except (AGIError, ProtocolError, OSError) as error:
+            log.debug("refusal to %s not delivered: %s", peer, error)
+            if connection is not None:
                 connection.close()
-            except (AGIError, ProtocolError, OSError) as error:
-                log.debug("refusal to %s not delivered: %s", peer, error)
+            else:
                 conn.close()
+        finally:
+            self._refusing -= 1

@@ -7,11 +7,7 @@ change (polled every ``reload_seconds``).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import logging
-import os
 import signal
 import threading
 import time
@@ -61,7 +57,6 @@ class Service:
 
     def start(self) -> None:
         """Load the flows, start listening and the admin endpoint; returns at once."""
-        _limit_malloc_arenas()
         self.reload()
         self.listener.start()
         if self.settings.admin_port:
@@ -145,15 +140,3 @@ class Service:
             "flows_kept_after_errors": report.kept if report else [],
             "uptime_seconds": round(time.monotonic() - self.started, 1),
         }
-
-
-M_ARENA_MAX = -8  # glibc's mallopt parameter number
-
-
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives threads their own malloc arenas (up to eight per core); with a thread per call the arenas
-    fragment and a server holding 2,000 calls kept about 5 % more memory. Same as MALLOC_ARENA_MAX=2."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return  # the operator chose
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(M_ARENA_MAX, arenas)

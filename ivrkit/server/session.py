@@ -18,6 +18,7 @@ from asterisk.agi import AGIError, AGIHangup
 
 from ivrkit.agi.channel import AgiChannel, call_info
 from ivrkit.agi.connection import AgiConnection, PeerClosed, ReplyTimeout
+from ivrkit.agi.transport import Waiter
 from ivrkit.agi.wire import ProtocolError, parse_route
 from ivrkit.engine import transitions
 from ivrkit.engine.journal import Event, Journal
@@ -27,6 +28,8 @@ from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.server.library import FlowLibrary
 
 log = logging.getLogger("ivrkit.session")
+
+STEP_CHANGES = frozenset({"session", "step"})  # journal events after which the call is in another step
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,9 @@ class SessionHandler:
         self.metrics = metrics
         self.settings = settings or SessionSettings()
 
-    def handle(self, sock: socket.socket, peer: str) -> SessionResult | None:
-        """Serve one connection to the end. Returns the engine's result when a flow ran (tests read it)."""
+    def handle(self, sock: socket.socket, peer: str, waiter: Waiter | None = None) -> SessionResult | None:
+        """Serve one connection to the end; ``waiter`` is the server's loop (none: block this thread).
+        Returns the engine's result when a flow ran (tests read it)."""
         started = time.perf_counter()
         try:
             connection = AgiConnection(
@@ -56,6 +60,7 @@ class SessionHandler:
                 command_seconds=self.settings.command_seconds,
                 environment_seconds=self.settings.environment_seconds,
                 on_command=self.metrics.command,
+                waiter=waiter,
             )
         except (ProtocolError, PeerClosed, ReplyTimeout, UnicodeError) as error:
             self._failed("environment", f"session from {peer} dropped before it started: {error}")
@@ -150,7 +155,8 @@ class SessionHandler:
 
 
 def _log_event(event: Event) -> None:
-    set_step(event.step, flow=event.flow)
+    if event.kind in STEP_CHANGES:
+        set_step(event.step, flow=event.flow)
     if log.isEnabledFor(logging.DEBUG):
         log.debug(event.kind, extra={"event": event.kind, **{f"detail_{k}": v for k, v in event.detail.items()}})
 

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from ivrkit.engine.runner import SessionResult
 from ivrkit.engine.state import CallState
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.qa.asterisk.calls import Call, CallDriver, agi_test_dialplan
 from ivrkit.qa.asterisk.sandbox import AsteriskInstance
 from ivrkit.server.library import FlowLibrary
 from ivrkit.server.listener import AgiListener, ListenerSettings
-from ivrkit.server.session import SessionHandler
 from tests.asterisk.conftest import wav
+from tests.asterisk.recording import RecordingHandler
 
 pytestmark = pytest.mark.asterisk
 
@@ -62,19 +61,6 @@ steps:
 """
 PROMPTS = {"welcome": 0.3, "main-menu": 0.6, "invalid-choice": 0.3, "enter-account": 0.4, "still-busy": 0.3,
            "goodbye": 0.3}  # fmt: skip
-
-
-class RecordingHandler(SessionHandler):
-    """The real session handler, keeping each session's result for the test to read."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.results: list[SessionResult | None] = []
-
-    def handle(self, sock: socket.socket, peer: str) -> SessionResult | None:
-        result = super().handle(sock, peer)
-        self.results.append(result)
-        return result
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,166 @@
+"""Lines over a non-blocking socket, waiting through a :class:`Waiter`: the same code serves a call on the
+server's event loop (the waiter switches to other calls) and in a plain thread (the waiter blocks).
+
+A line is read straight from ``recv`` into one buffer; the standard library's ``makefile`` layers
+(``SocketIO``, ``BufferedReader``, a timeout per call) cost more than the rest of a command's handling.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+RECV_BYTES = 65536
+
+
+class Waiter(Protocol):
+    """How a connection waits for its socket. ``deadline`` is on ``time.monotonic``; False means it passed."""
+
+    def attach(self, fd: int) -> None: ...
+
+    def detach(self, fd: int) -> None: ...
+
+    def wait_readable(self, fd: int, deadline: float) -> bool: ...
+
+    def wait_writable(self, fd: int, deadline: float) -> bool: ...
+
+
+class BlockingWaiter:
+    """Waits in the calling thread (tests, tools, anything outside the server's loop)."""
+
+    def attach(self, fd: int) -> None:
+        pass
+
+    def detach(self, fd: int) -> None:
+        pass
+
+    def wait_readable(self, fd: int, deadline: float) -> bool:
+        return _poll(fd, select.POLLIN, deadline)
+
+    def wait_writable(self, fd: int, deadline: float) -> bool:
+        return _poll(fd, select.POLLOUT, deadline)
+
+
+def _poll(fd: int, events: int, deadline: float) -> bool:
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(max(0.0, deadline - time.monotonic()) * 1000.0))
+
+
+BLOCKING = BlockingWaiter()
+
+
+class LineTooLong(ValueError):
+    """The peer sent more than a line or a block may hold."""
+
+
+class LineSocket:
+    """A socket read as lines and written as whole commands, each with its own time limit."""
+
+    def __init__(self, sock: socket.socket, waiter: Waiter | None = None):
+        sock.setblocking(False)
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.waiter = waiter or BLOCKING
+        self.waiter.attach(self.fd)
+        self._buffer = b""
+        self._start = 0  # where the unread part of _buffer begins
+
+    def read_line(self, limit: int, seconds: float) -> bytes | None:
+        """The next line without its newline; None when the peer has closed. Raises TimeoutError when no
+        whole line arrives within ``seconds``, LineTooLong beyond ``limit`` bytes, OSError from the socket."""
+        too_long = f"a line longer than {limit} bytes"
+        line = self._read_until(b"\n", seconds, lambda unread: too_long if len(unread) > limit else None)
+        if line is not None and len(line) > limit:
+            raise LineTooLong(too_long)
+        return line
+
+    def read_block(self, limit: int, max_lines: int, seconds: float) -> list[bytes] | None:
+        """The lines up to the next empty line, in one go (the AGI environment); otherwise as
+        :meth:`read_line`, and LineTooLong for more than ``max_lines`` lines."""
+
+        def too_much(unread: bytes) -> str | None:
+            if unread.count(b"\n") > max_lines:
+                return f"more than {max_lines} lines"
+            if len(unread) - unread.rfind(b"\n") > limit:
+                return f"a line longer than {limit} bytes"
+            return None
+
+        first = self.read_line(limit, seconds)  # an empty block ends at once
+        if not first:
+            return None if first is None else []
+        self._start -= 1  # the first line's newline may be the first half of the blank line's "\n\n"
+        rest = self._read_until(b"\n\n", seconds, too_much)
+        if rest is None:
+            return None
+        block = first + rest
+        lines = block.split(b"\n")
+        if len(lines) > max_lines:
+            raise LineTooLong(f"more than {max_lines} lines")
+        if any(len(line) > limit for line in lines):
+            raise LineTooLong(f"a line longer than {limit} bytes")
+        return lines
+
+    def _read_until(self, separator: bytes, seconds: float, too_much: Callable[[bytes], str | None]) -> bytes | None:
+        buffer, start = self._buffer, self._start
+        end = buffer.find(separator, start)
+        if end >= 0:
+            self._start = end + len(separator)
+            return buffer[start:end]
+        buffer = buffer[start:]
+        deadline = time.monotonic() + seconds
+        while True:
+            problem = too_much(buffer)
+            if problem:
+                raise LineTooLong(problem)
+            # wait first: a reply is never there the moment a command has gone out
+            if not self.waiter.wait_readable(self.fd, deadline):
+                self._buffer, self._start = buffer, 0
+                raise TimeoutError(f"nothing whole within {seconds:g} s")
+            try:
+                chunk = self.sock.recv(RECV_BYTES)
+            except BlockingIOError:
+                continue  # woken for nothing (another event on the socket)
+            if not chunk:
+                self._buffer, self._start = b"", 0
+                return None
+            searched = max(0, len(buffer) - len(separator) + 1)
+            buffer += chunk
+            end = buffer.find(separator, searched)
+            if end >= 0:
+                self._buffer, self._start = buffer, end + len(separator)
+                return buffer[:end]
+
+    def send(self, data: bytes, seconds: float) -> None:
+        """Write all of ``data``; TimeoutError when the peer does not take it within ``seconds``."""
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
+        deadline = time.monotonic() + seconds
+        while view:
+            if not self.waiter.wait_writable(self.fd, deadline):
+                raise TimeoutError(f"the peer took no data for {seconds:g} s")
+            try:
+                view = view[self.sock.send(view) :]
+            except BlockingIOError:
+                continue
+
+    def close(self) -> None:
+        """Shut down and close; safe to call twice."""
+        if self.fd < 0:
+            return
+        self.waiter.detach(self.fd)
+        self.fd = -1
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            self.sock.close()

@@ -1,0 +1,198 @@
+"""The server's event loop: calls as greenlets that wait on their sockets, deadlines, wake-ups from threads."""
+
+from __future__ import annotations
+
+import contextvars
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from ivrkit.agi.transport import LineSocket
+from ivrkit.server.loop import Loop
+
+Pair = Callable[[], tuple[socket.socket, socket.socket]]
+
+
+@pytest.fixture
+def loop() -> Iterator[Loop]:
+    loop = Loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def pair() -> Iterator[Callable[[], tuple[socket.socket, socket.socket]]]:
+    """Socket pairs (ours, the peer's), all closed after the test."""
+    made: list[socket.socket] = []
+
+    def make() -> tuple[socket.socket, socket.socket]:
+        ours, peer = socket.socketpair()
+        made.extend((ours, peer))
+        return ours, peer
+
+    yield make
+    for sock in made:
+        sock.close()
+
+
+def run_until_done(loop: Loop) -> None:
+    loop.run(until=lambda: loop.tasks == 0)
+
+
+def test_calls_wait_on_their_own_sockets_and_finish_in_the_order_their_data_comes(loop: Loop, pair: Pair) -> None:
+    pairs = [pair() for _ in range(3)]
+    finished: list[tuple[int, bytes | None]] = []
+
+    def call(number: int, sock: socket.socket) -> None:
+        lines = LineSocket(sock, loop)
+        finished.append((number, lines.read_line(100, 5.0)))
+        lines.close()
+
+    for number, (ours, _) in enumerate(pairs):
+        loop.spawn(call, number, ours)
+
+    def peer() -> None:  # answers the calls in reverse order, each after the previous one was served
+        for number in (2, 1, 0):
+            pairs[number][1].sendall(b"reply %d\n" % number)
+            while len(finished) < 3 - number:
+                time.sleep(0.001)
+
+    threading.Thread(target=peer, daemon=True).start()
+    run_until_done(loop)
+    assert finished == [(2, b"reply 2"), (1, b"reply 1"), (0, b"reply 0")]
+
+
+def test_a_deadline_ends_the_wait_with_false_and_other_calls_go_on(loop: Loop, pair: Pair) -> None:
+    silent, _ = pair()
+    talking, talking_peer = pair()
+    results: dict[str, object] = {}
+
+    def wait_silent() -> None:
+        lines = LineSocket(silent, loop)
+        try:
+            lines.read_line(100, 0.05)
+        except TimeoutError as error:
+            results["silent"] = str(error)
+
+    def wait_talking() -> None:
+        results["talking"] = LineSocket(talking, loop).read_line(100, 5.0)
+
+    loop.spawn(wait_silent)
+    loop.spawn(wait_talking)
+    talking_peer.sendall(b"hello\n")
+    run_until_done(loop)
+    assert results == {"silent": "nothing whole within 0.05 s", "talking": b"hello"}
+
+
+def test_another_thread_can_hand_work_to_a_loop_that_waits_forever(loop: Loop, pair: Pair) -> None:
+    done = threading.Event()
+    ran_on: list[str] = []
+    sock, _ = pair()
+
+    def idle() -> None:  # waits on a socket that never speaks, with no deadline
+        loop.attach(sock.fileno())
+        ran_on.append("waiting")
+        loop.wait_readable(sock.fileno(), float("inf"))
+        ran_on.append("woken")
+
+    loop.spawn(idle)
+    thread = threading.Thread(target=lambda: loop.run(until=done.is_set), daemon=True)
+    thread.start()
+    while not ran_on:
+        time.sleep(0.001)
+    loop.call_soon_threadsafe(lambda: (ran_on.append(threading.current_thread().name), done.set()))
+    thread.join(5)
+    assert not thread.is_alive()
+    assert ran_on == ["waiting", thread.name]
+
+
+def test_wake_ends_a_wait_as_if_its_deadline_had_passed(loop: Loop, pair: Pair) -> None:
+    sock, _ = pair()
+    results: list[bool] = []
+
+    def waiter() -> None:
+        loop.attach(sock.fileno())
+        results.append(loop.wait_readable(sock.fileno(), float("inf")))
+
+    loop.spawn(waiter)
+    loop.spawn(lambda: loop.wake(sock.fileno()))
+    run_until_done(loop)
+    assert results == [False]
+
+
+def test_a_task_that_fails_is_logged_and_the_loop_goes_on(loop: Loop, caplog: pytest.LogCaptureFixture) -> None:
+    after: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    loop.spawn(broken)
+    loop.spawn(lambda: after.append("still serving"))
+    run_until_done(loop)
+    assert after == ["still serving"]
+    assert loop.tasks == 0
+    assert "a server task failed" in caplog.text and "RuntimeError: a bug" in caplog.text
+
+
+def test_each_call_keeps_its_own_context_variables(loop: Loop, pair: Pair) -> None:
+    """Log lines carry the call's unique id through context variables: interleaved calls must not mix."""
+    uniqueid: contextvars.ContextVar[str] = contextvars.ContextVar("uniqueid", default="none")
+    a, a_peer = pair()
+    b, b_peer = pair()
+    seen: dict[str, str] = {}
+
+    def call(name: str, sock: socket.socket) -> None:
+        uniqueid.set(name)
+        LineSocket(sock, loop).read_line(100, 5.0)  # the other call runs meanwhile
+        seen[name] = uniqueid.get()
+
+    loop.spawn(call, "a", a)
+    loop.spawn(call, "b", b)
+
+    def answer_b_first() -> None:
+        b_peer.sendall(b"x\n")
+        a_peer.sendall(b"y\n")
+
+    loop.spawn(answer_b_first)
+    run_until_done(loop)
+    assert seen == {"a": "a", "b": "b"}
+    assert uniqueid.get() == "none"
+
+
+def test_finished_waits_do_not_pile_up(loop: Loop, pair: Pair) -> None:
+    ours, peer = pair()
+    lines_read = 0
+
+    def chatty() -> None:
+        nonlocal lines_read
+        lines = LineSocket(ours, loop)
+        for _ in range(5000):
+            lines.read_line(100, 600.0)  # each wait leaves a timer 10 minutes out
+            lines_read += 1
+
+    def answer() -> None:
+        for _ in range(5000):
+            peer.sendall(b"line\n")
+            loop.sleep(0)  # one line per wait
+
+    loop.spawn(chatty)
+    loop.spawn(answer)
+    run_until_done(loop)
+    assert lines_read == 5000
+    assert len(loop._timers) < 2048  # finished waits are swept, not kept for ten minutes
+
+
+def test_a_sleeping_task_resumes(loop: Loop) -> None:
+    order: list[str] = []
+
+    def sleeper() -> None:
+        loop.sleep(0.01)
+        order.append("slept")
+
+    loop.spawn(sleeper)
+    loop.spawn(lambda: order.append("ran meanwhile"))
+    run_until_done(loop)
+    assert order == ["ran meanwhile", "slept"]
