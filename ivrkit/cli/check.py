@@ -20,8 +20,9 @@ def register(commands: Any) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "check",
         help="check flow files for mistakes before they reach a caller",
-        description="Load every flow file, check references, reachability, loops, keys, hang-up handlers and "
-        "prompts, and print each problem as file:line:col. Exit status 1 when there are errors.",
+        description="Load every flow file, check references, reachability, loops, keys, hang-up handlers, "
+        "prompts and what the compiled dialplan needs, and print each problem as file:line:col. Exit status 1 "
+        "when there are errors.",
     )
     add_project_options(parser)
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
@@ -32,7 +33,10 @@ def register(commands: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    _, _, diagnostics = load_project(args)
+    from ivrkit.compiler.plan import check_dialplan
+
+    flows, catalog, diagnostics = load_project(args)
+    check_dialplan(flows, diagnostics, catalog if args.prompts.is_dir() else None)
     files = len(flow_files(args.flows)) if args.flows.is_dir() else 0
     if args.flows.is_dir() and not files:
         diagnostics.error(

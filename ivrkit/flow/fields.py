@@ -145,11 +145,22 @@ def misread_number(node: Node, ctx: ParseContext) -> bool:
     return True
 
 
+def shown(text: str) -> str:
+    """Text for a one-line message: a line break or other control character is written as its escape."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class Text(Field[str]):
     type_name = "text"
 
-    def __init__(self, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = (), what: str = "text"):
-        self.pattern, self.choices, self.type_name = pattern, choices, what
+    def __init__(
+        self,
+        pattern: re.Pattern[str] | None = None,
+        choices: tuple[str, ...] = (),
+        what: str = "text",
+        hint: str | None = None,
+    ):
+        self.pattern, self.choices, self.type_name, self.hint = pattern, choices, what, hint
 
     def parse(self, node: Node, ctx: ParseContext) -> str:
         value = self._scalar(node, ctx)
@@ -167,7 +178,7 @@ class Text(Field[str]):
                 did_you_mean(text, self.choices),
             )
         if self.pattern and not self.pattern.match(text):
-            return ctx.error(node, f"'{text}' is not a valid {self.type_name}")
+            return ctx.error(node, f"'{shown(text)}' is not a valid {self.type_name}", self.hint)
         return text
 
     def json_schema(self) -> dict[str, Any]:

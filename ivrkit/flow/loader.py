@@ -30,6 +30,7 @@ from ivrkit.flow.fields import (
 )
 from ivrkit.flow.hours import ScheduleField, is_timezone
 from ivrkit.flow.model import DEFAULT_CANCEL_KEY, Defaults, Flow
+from ivrkit.flow.pbx import DIALPLAN_OPTION, QUEUES_OPTION
 from ivrkit.flow.source import Mapping, Scalar, read_source
 from ivrkit.steps import COMMON_OPTIONS, STEP_KINDS, Step
 
@@ -86,6 +87,8 @@ FLOW_OPTIONS: dict[str, Option] = {
     ),
     "on_hangup": Option(StepRef(), "Step run when the caller hangs up (only `set`, `branch` and `goto` can run then)."),
     "on_error": Option(StepRef(), "Step the call goes to when a step fails (default: hang up with outcome `error`)."),
+    "dialplan": DIALPLAN_OPTION,
+    "queues": QUEUES_OPTION,
     "steps": Option(Any_(), "The steps, by name.", required=True),
 }
 
@@ -130,6 +133,8 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
         variables=top["variables"],
         on_hangup=top["on_hangup"],
         on_error=top["on_error"],
+        dialplan=top["dialplan"],
+        queues=top["queues"],
         references=ctx.references,
         node=root,
     )

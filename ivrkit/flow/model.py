@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ivrkit.flow.diagnostics import Location
 from ivrkit.flow.fields import Reference
 from ivrkit.flow.hours import Schedule
+from ivrkit.flow.pbx import DialplanSettings, QueueSettings
 from ivrkit.flow.source import Mapping
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class Flow:
     variables: dict[str, Any] = field(default_factory=dict)
     on_hangup: str | None = None
     on_error: str | None = None
+    dialplan: DialplanSettings = field(default_factory=DialplanSettings)
+    queues: dict[str, QueueSettings] = field(default_factory=dict)  # queues.conf settings, by queue name
     references: list[Reference] = field(default_factory=list)
     node: Mapping | None = field(default=None, repr=False, compare=False)  # the YAML it was read from, with positions
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, is_dataclass
 from typing import Any
 
-from ivrkit.flow import hours, segments
+from ivrkit.flow import hours, pbx, segments
 from ivrkit.flow.expressions import MAX_RANGE, MAX_SIZE
 from ivrkit.flow.fields import PROMPT_PATTERN, Duration, Field, Key, ListOf, MapOf, OneOfShape, Option, Record, Text
 from ivrkit.flow.hours import DAYS, ScheduleField
@@ -75,6 +75,7 @@ def generate() -> str:
         "## Top-level options",
         _table(_rows(FLOW_OPTIONS), {"steps": "mapping: step name → step (see [Steps](#steps))"}),
         _business_hours(),
+        _asterisk_side(),
         "## Steps",
         _table_of(
             ["Kind", "What it does"], [[f"[`{kind}`](#{kind})", _cell(c.summary)] for kind, c in STEP_KINDS.items()]
@@ -209,6 +210,16 @@ def _business_hours() -> str:
         _from_docstring(hours.__doc__),
         f"Named in `schedules` or written inline in an `hours` step: {required} are required, {options} optional. "
         f"Days are {days}, ranges such as `mon-fri`, lists such as `sat,sun`, or `daily`.",
+    )
+
+
+def _asterisk_side() -> str:
+    modes = ", ".join(f"`{mode}`" for mode in pbx.MAINTENANCE_MODES)
+    return _section(
+        "### The Asterisk side: `dialplan` and `queues`",
+        _from_docstring(pbx.__doc__),
+        f"The maintenance gate knows the modes {modes}; the options are in the table above "
+        "(`dialplan.*`, `queues.<key>.*`).",
     )
 
 

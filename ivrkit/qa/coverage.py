@@ -55,7 +55,9 @@ class FlowCoverage:
             for name, step in flow.steps.items() if isinstance(step, Menu)
             for key, target in step.value.choices.items()
         }
-        prompts = list(dict.fromkeys(ref.name for ref in flow.references if ref.kind == "prompt"))
+        # prompts outside the steps (`dialplan:` fallback, maintenance) are the dialplan's: no flow test hears them
+        steps_prompts = (ref.name for ref in flow.references if ref.kind == "prompt" and ref.owner is not None)
+        prompts = list(dict.fromkeys(steps_prompts))
         return cls(flow.name, Tally(list(flow.steps)), Tally(list(labels.values())), Tally(prompts), labels)
 
 

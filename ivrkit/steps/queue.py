@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ivrkit.engine.context import CallContext
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+QUEUE_NAME_HINT = "a queue name has up to 63 letters, digits, '_', '.' and '-', and starts with a letter or digit"
 # app_queue's QUEUESTATUS values, lower-cased, plus `otherwise` for anything not listed.
 QUEUE_OUTCOMES = ("timeout", "full", "joinempty", "leaveempty", "joinunavail", "leaveunavail", "continue", "otherwise")
 
@@ -37,11 +38,13 @@ class Queue(HandOffStep):
         "ends with outcome `queue-<status>`. An answered call ends the flow."
     )
     body = OneOfShape(
-        scalar=Text(QUEUE_NAME, what="queue name"),
+        scalar=Text(QUEUE_NAME, what="queue name", hint=QUEUE_NAME_HINT),
         mapping=Record(
             {
                 "name": Option(
-                    Text(QUEUE_NAME, what="queue name"), "The queue, as named in queues.conf.", required=True
+                    Text(QUEUE_NAME, what="queue name", hint=QUEUE_NAME_HINT),
+                    "The queue, as named in queues.conf.",
+                    required=True,
                 ),
                 "timeout": Option(Duration(), "Longest wait in the queue before the flow resumes with `timeout`."),
                 "priority": Option(Integer(0, 100), "Queue priority (higher is answered first).", 0),

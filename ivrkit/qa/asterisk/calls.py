@@ -200,6 +200,16 @@ class Call:
         return found
 
     @property
+    def applications(self) -> list[tuple[str, str]]:
+        """(application, its data after substitution) for each dialplan priority the IVR channel ran, in order
+        (AMI ``Newexten``), hang-up handlers included."""
+        return [
+            (event.get("Application", ""), event.get("AppData", ""))
+            for event in self.events
+            if event.name == "Newexten" and event.get("Uniqueid") == self.ivr_id
+        ]
+
+    @property
     def done(self) -> bool:
         return self._done.is_set()
 
