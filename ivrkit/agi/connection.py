@@ -99,7 +99,11 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
         self._in_flight: str | None = None
         self._seconds = environment_seconds  # the time limit of the line being read
         self.env: dict[str, str] = {}
-        self._read_environment()
+        try:
+            self._read_environment()
+        except BaseException:
+            self.lines.close()  # also takes the socket off the server's loop
+            raise
 
     # -- the environment block ------------------------------------------------------------------------
 

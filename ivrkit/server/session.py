@@ -8,7 +8,6 @@ succeeded. Nothing escapes to the listener.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import time
@@ -64,8 +63,7 @@ class SessionHandler:
             )
         except (ProtocolError, PeerClosed, ReplyTimeout, UnicodeError) as error:
             self._failed("environment", f"session from {peer} dropped before it started: {error}")
-            _close(sock)
-            return None
+            return None  # the connection has closed the socket
         uniqueid = connection.env.get("agi_uniqueid", "")
         script = connection.env.get("agi_network_script", "")
         flow_name = script.partition("?")[0].strip("/").split("/")[0][:64]
@@ -159,8 +157,3 @@ def _log_event(event: Event) -> None:
         set_step(event.step, flow=event.flow)
     if log.isEnabledFor(logging.DEBUG):
         log.debug(event.kind, extra={"event": event.kind, **{f"detail_{k}": v for k, v in event.detail.items()}})
-
-
-def _close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.close()
