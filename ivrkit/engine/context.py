@@ -60,14 +60,15 @@ class _Variables:
 class _Queues:
     """``queues.support.waiting`` in expressions."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: World, channel: Channel):
         self._world = world
+        self._channel = channel
 
     def __getattr__(self, name: str) -> QueueStats:
-        return self._world.queue(name)
+        return self._world.queue(name, self._channel)
 
     def __getitem__(self, name: str) -> QueueStats:
-        return self._world.queue(name)
+        return self._world.queue(name, self._channel)
 
 
 class CallContext:
@@ -119,7 +120,7 @@ class CallContext:
             "vars": _Variables(self.state.vars),
             "channel": _LazyVariables(self.channel.get_variable),
             "now": self.now().astimezone(zoneinfo.ZoneInfo(self.flow.timezone)),
-            "queues": _Queues(self.world),
+            "queues": _Queues(self.world, self.channel),
             "maintenance": self.world.maintenance(self.flow.name),
         }
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ivrkit.engine.channel import Channel
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,9 @@ class QueueStats:
     avg_talk: float = 0.0  # seconds
     longest_wait: float = 0.0  # seconds
     position: int = 0  # this caller's position once queued (0: not in the queue)
+    paused: int = 0  # agents logged in but paused
+    answered: int = 0  # recently answered calls the wait estimate can learn from
+    exists: bool = True  # False: Asterisk does not know the queue (its functions then read as empty)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> QueueStats:
@@ -36,7 +42,9 @@ class QueueStats:
 
 
 class World(Protocol):
-    def queue(self, name: str) -> QueueStats: ...
+    def queue(self, name: str, channel: Channel) -> QueueStats:
+        """The queue as this call would meet it now (the live world asks Asterisk through the call's channel)."""
+        ...
 
     def maintenance(self, flow: str) -> str | None:
         """The maintenance mode in force for a flow (``planned``, ``emergency``, ``closed``) or None."""
@@ -59,7 +67,7 @@ class StaticWorld:
             maintenance = {"*": maintenance}
         return cls(queues, dict(maintenance))
 
-    def queue(self, name: str) -> QueueStats:
+    def queue(self, name: str, channel: Channel) -> QueueStats:
         return self.queues.get(name, QueueStats())
 
     def maintenance(self, flow: str) -> str | None:
