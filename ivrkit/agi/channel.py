@@ -12,11 +12,14 @@ import logging
 import re
 import zoneinfo
 from collections.abc import Callable
+from dataclasses import replace
 
+from ivrkit.agi import queue_stats
 from ivrkit.agi.connection import AgiConnection, CallerHungUp, CommandFailed, DeadChannel, PeerClosed
 from ivrkit.agi.wire import Reply, Route
 from ivrkit.engine import transitions
 from ivrkit.engine.channel import CallInfo
+from ivrkit.engine.world import QueueStats
 
 log = logging.getLogger("ivrkit.agi")
 
@@ -113,11 +116,18 @@ class AgiChannel:
     def get_variable(self, name: str) -> str | None:
         """A plain channel variable; empty and unset read the same in Asterisk, both as None."""
         _check_variable(name)
-        try:
-            reply = self.connection.run("GET FULL VARIABLE", "${" + name + "}")
-        except PeerClosed:
-            return None
-        return reply.data or None
+        return self._expand("${" + name + "}")
+
+    def queue_stats(self, name: str) -> QueueStats:
+        """A queue as a caller about to join it meets it, read live from Asterisk: one ``GET FULL VARIABLE``,
+        more only to count paused agents when some agent is not free (:mod:`ivrkit.agi.queue_stats`). Works
+        on a dead channel too; a queue Asterisk does not know reads as ``exists=False``."""
+        reading = queue_stats.parse_stats(self._expand(queue_stats.stats_expression(name)))
+        if not reading.may_have_paused:
+            return reading.stats
+        expressions = queue_stats.paused_expressions(name, reading.members)
+        paused = sum(queue_stats.count_paused(self._expand(expression)) for expression in expressions)
+        return replace(reading.stats, paused=paused)
 
     def set_variable(self, name: str, value: str) -> None:
         _check_variable(name)
@@ -149,6 +159,14 @@ class AgiChannel:
             raise transitions.CallerHungUp() from error
 
     # -- helpers --------------------------------------------------------------------------------------
+
+    def _expand(self, expression: str) -> str | None:
+        """What Asterisk makes of ``expression`` (variables and functions expanded) on this channel."""
+        try:
+            reply = self.connection.run("GET FULL VARIABLE", expression)
+        except PeerClosed:
+            return None
+        return reply.data or None
 
     def _audio(self, verb: str, *args: object, wait: float = 0.0, problem: str) -> Reply | None:
         """Run a command the caller hears; a hang-up becomes the engine's CallerHungUp. A failure on a live

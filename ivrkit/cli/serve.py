@@ -1,7 +1,8 @@
 """``ivrkit serve``: the FastAGI server that runs flows for live calls.
 
 Every option has a default that is safe on a PBX host (loopback only, admin endpoint on localhost behind a
-token) and an ``IVRKIT_*`` environment variable, so a service unit needs no command line at all.
+token) and an ``IVRKIT_*`` environment variable, so a service unit needs no command line at all. State that must
+survive a restart (the store, the admin token, the link-signing key) lives in the data directory.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ from ivrkit.ops.logs import configure
 from ivrkit.server.listener import LOOPBACK, ListenerSettings
 from ivrkit.server.service import Service, ServiceSettings
 from ivrkit.server.session import SessionSettings
+from ivrkit.sms.settings import SmsConfigError, load_sms_settings
+from ivrkit.store import StoreError
 
-DEFAULT_TOKEN_FILE = Path(".ivrkit/admin-token")
+DEFAULT_DATA_DIR = Path(".ivrkit")
+TOKEN_FILE = "admin-token"  # in the data directory unless --admin-token-file says otherwise
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"IVRKIT_{name}", default)
+
+
+def _env_path(name: str) -> Path | None:
+    value = _env(name, "")
+    return Path(value) if value else None
 
 
 def register(commands: Any) -> argparse.ArgumentParser:
@@ -71,9 +80,23 @@ def register(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--admin-token-file",
         type=Path,
-        default=Path(_env("ADMIN_TOKEN_FILE", str(DEFAULT_TOKEN_FILE))),
+        default=_env_path("ADMIN_TOKEN_FILE"),
         help="where the admin token is kept (created, mode 0600, when missing; "
-        "$IVRKIT_ADMIN_TOKEN overrides it) (%(default)s)",
+        "$IVRKIT_ADMIN_TOKEN overrides it) (default: admin-token in the data directory)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(_env("DATA_DIR", str(DEFAULT_DATA_DIR))),
+        help="where the server keeps its state: the store (outbox of text messages, estimate log), the admin "
+        "token and the link-signing key; share it between processes of one server ($IVRKIT_DATA_DIR) (%(default)s)",
+    )
+    parser.add_argument(
+        "--sms-config",
+        type=Path,
+        default=_env_path("SMS_CONFIG"),
+        help="YAML file with the SMS gateway, link lifetime and retry policy ($IVRKIT_SMS_CONFIG); "
+        "without it texts are printed on standard output (development)",
     )
     parser.add_argument(
         "--reload-interval",
@@ -103,7 +126,8 @@ def settings_from(args: argparse.Namespace) -> ServiceSettings:
     allow = args.allow or [spec for spec in _env("ALLOW", "").split(",") if spec.strip()] or list(LOOPBACK)
     token = ""
     if args.admin_port:
-        token = os.environ.get("IVRKIT_ADMIN_TOKEN") or load_or_create_token(args.admin_token_file)
+        token_file = args.admin_token_file or args.data_dir / TOKEN_FILE
+        token = os.environ.get("IVRKIT_ADMIN_TOKEN") or load_or_create_token(token_file)
     return ServiceSettings(
         flows=args.flows,
         prompts=args.prompts if args.prompts.is_dir() else None,
@@ -114,6 +138,8 @@ def settings_from(args: argparse.Namespace) -> ServiceSettings:
         admin_token=token,
         reload_seconds=args.reload_interval,
         drain_seconds=args.drain_timeout,
+        data_dir=args.data_dir,
+        sms=load_sms_settings(args.sms_config),
     )
 
 
@@ -121,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     configure(args.log_format, args.log_level)
     try:
         service = Service(settings_from(args))
-    except ValueError as error:
+    except (ValueError, StoreError, SmsConfigError) as error:
         raise SystemExit(f"ivrkit serve: {error}") from None
     try:
         return service.run()

@@ -40,6 +40,11 @@ WORD_CHARACTERS = "-abcdefghijklmnopqrstuvwxyz"
 STATUS_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """What ``QUEUESTATUS`` and ``DIALSTATUS`` values are made of."""
 DIGITS = "0123456789"
+OUTCOME_CHARACTERS = STATUS_CHARACTERS + WORD_CHARACTERS + DIGITS
+"""What the dialplan passes back to the flow: a status, or an exit key's outcome (``call-back2``)."""
+FLOW_CHARACTERS = "_" + DIGITS + STATUS_CHARACTERS + WORD_CHARACTERS
+"""What a flow name may hold (:data:`~ivrkit.flow.fields.NAME_PATTERN`)."""
+KEYS = "0123456789*#"
 
 
 class UnsafeValue(ValueError):
@@ -90,6 +95,39 @@ def name(value: str, what: str = "name", limit: int = MAX_CONTEXT) -> str:
         raise UnsafeValue(f"{what} {value[:40]!r} can only hold letters, digits, '_', '.' and '-'")
     if len(value) > limit:
         raise UnsafeValue(f"{what} '{value[:10]}…' is {len(value)} characters long; Asterisk allows {limit}")
+    return value
+
+
+def key(value: str) -> str:
+    """A DTMF key as an extension name, unchanged; :class:`UnsafeValue` unless it is one of 0-9, ``*``, ``#``.
+
+    >>> key("#")
+    '#'
+    >>> key("1,2")
+    Traceback (most recent call last):
+    ...
+    ivrkit.compiler.dialplan.UnsafeValue: key '1,2' is not one of 0-9, * and #
+    """
+    if len(value) != 1 or value not in KEYS:
+        raise UnsafeValue(f"key {value[:10]!r} is not one of 0-9, * and #")
+    return value
+
+
+def sound(value: str) -> str:
+    """A sound file path as queues.conf and the applications take it (``en/ivrkit/queue-periodic``), unchanged.
+
+    Each ``/``-separated part must be a plain :func:`name` (so no ``..``, no absolute path, no ``,`` that would
+    split a list of files).
+
+    >>> sound("en/ivrkit/queue-periodic")
+    'en/ivrkit/queue-periodic'
+    >>> sound("en/../../etc/passwd")
+    Traceback (most recent call last):
+    ...
+    ivrkit.compiler.dialplan.UnsafeValue: sound file part '..' can only hold letters, digits, '_', '.' and '-'
+    """
+    for part in value.split("/"):
+        name(part, "sound file part")
     return value
 
 

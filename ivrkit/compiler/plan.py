@@ -4,9 +4,10 @@ This is also where everything that would reach a dialplan line is judged, with t
 so ``ivrkit check`` shows it before anyone compiles: flow names that do not fit a context, two generated
 contexts with the same name, queues that Asterisk would take for one another (its queue names ignore case)
 or for ``queues.conf``'s ``[general]`` section, a queue declared differently in two flows, settings for a
-queue nobody uses, and the prompts the dialplan plays itself (fallback, maintenance) missing from the
-catalog. Every name is then validated again by :mod:`ivrkit.compiler.dialplan`, so a flow built in code
-cannot slip past the loader's patterns.
+queue nobody uses, the prompts the dialplan plays itself (fallback, maintenance) missing from the catalog,
+and queue steps whose ``outcomes`` name an outcome their queue never gives (the exit keys' outcomes count).
+Every name is then validated again by :mod:`ivrkit.compiler.dialplan`, so a flow built in code cannot slip
+past the loader's patterns.
 
 The plan is ordered by name throughout, so the output does not depend on the order files were listed in.
 """
@@ -25,10 +26,11 @@ from ivrkit.flow.model import Flow
 from ivrkit.flow.pbx import MAINTENANCE_MODES, QueueSettings
 from ivrkit.prompts.catalog import PromptCatalog
 from ivrkit.steps.goto import FlowTarget, Goto
-from ivrkit.steps.queue import Queue
+from ivrkit.steps.queue import QUEUE_OUTCOMES, Queue
 
 CONTEXT_PREFIX = "ivrkit-"
 HANGUP_SUFFIX = "-hangup"
+EXIT_PREFIX = "ivrkit-exit-"  # the context a queue's exit keys lead to
 MAINTENANCE_FAMILY = "ivrkit-maintenance"  # AstDB family of the maintenance flags
 GLOBAL_KEY = "global"  # AstDB key of the flag that applies to every flow
 MAX_FLOW_NAME = 64  # what the FastAGI server accepts in a URL path (ivrkit/agi/wire.py)
@@ -45,10 +47,16 @@ class QueuePlan:
     settings: QueueSettings
     flows: tuple[str, ...]  # flows whose steps or fallback use it
     declared_in: str | None  # the flow file its settings come from (None: defaults)
+    periodic: tuple[str, ...] = ()  # the periodic prompts as sound files, in the declaring flow's language
 
     @property
     def label(self) -> str:
         return f"queue-{self.name}"
+
+    @property
+    def exit_context(self) -> str | None:
+        """The queues.conf ``context`` of its exit keys (None: the queue has none)."""
+        return exit_context_name(self.name) if self.settings.exit_keys else None
 
     @property
     def options(self) -> str:
@@ -82,11 +90,23 @@ class FlowPlan:
 
 
 @dataclass(frozen=True)
+class ExitPlan:
+    """The context of one queue's exit keys: each key sets its outcome, and the flow whose entry context put the
+    call in the queue (``IVRKIT_DP_FLOW``) resumes with it; the dialplan never jumps to a variable's value."""
+
+    queue: str
+    context: str
+    keys: tuple[tuple[str, str], ...]  # (DTMF key, outcome)
+    flows: tuple[FlowPlan, ...]  # the flows whose entry context can queue a call here
+
+
+@dataclass(frozen=True)
 class Plan:
     agi: dialplan.AgiUrl
     flows: tuple[FlowPlan, ...]
     queues: tuple[QueuePlan, ...]
     sources: tuple[str, ...]  # flow file names, sorted
+    exits: tuple[ExitPlan, ...] = ()
 
     @property
     def contexts(self) -> list[str]:
@@ -96,7 +116,7 @@ class Plan:
             names.append(flow.context)
             if flow.hangup_context:
                 names.append(flow.hangup_context)
-        return names
+        return names + [queue_exit.context for queue_exit in self.exits]
 
 
 @dataclass
@@ -130,6 +150,10 @@ def hangup_context_name(flow: str) -> str:
     return f"{CONTEXT_PREFIX}{flow}{HANGUP_SUFFIX}"
 
 
+def exit_context_name(queue: str) -> str:
+    return f"{EXIT_PREFIX}{queue}"
+
+
 def check_dialplan(flows: Mapping[str, Flow], diagnostics: Diagnostics, catalog: PromptCatalog | None) -> None:
     """What ``ivrkit check`` adds for the Asterisk side: every problem :func:`build_plan` would report."""
     build_plan(flows, diagnostics, catalog, dialplan.parse_agi_url(DEFAULT_AGI_URL))
@@ -150,11 +174,13 @@ def build_plan(
         _collect_queues(builder, flow)
         _check_dialplan_prompts(builder, flow)
     queues = _queues(builder)
-    plans = [_flow_plan(builder, flow, queues) for flow in ordered]
+    _check_outcomes(builder, ordered, queues)
+    plans = [plan for plan in (_flow_plan(builder, flow, queues) for flow in ordered) if plan is not None]
+    exits = _exits(builder, plans, queues)
     if builder.failed:
         return None
     sources = tuple(sorted(Path(flow.file).name for flow in ordered))
-    return Plan(agi, tuple(plan for plan in plans if plan is not None), tuple(queues.values()), sources)
+    return Plan(agi, tuple(plans), tuple(queues.values()), sources, exits)
 
 
 # -- flows ----------------------------------------------------------------------------------------------------
@@ -206,6 +232,12 @@ def _reachable(flows: Mapping[str, Flow], start: str) -> list[str]:
     return sorted(seen)
 
 
+def _queues_of(step: Queue, locate: Locator) -> list[tuple[str, Location]]:
+    """The queues a queue step can hand a call to: its own, then those of its overflow rules."""
+    own = locate.find(step, "queue", "name") or locate.find(step, "queue") or step.location
+    return [(step.spec.name, own), *((spec.name, where) for spec, where in step.overflow_queues())]
+
+
 def _first_queue(flow: Flow) -> str | None:
     for step in flow.steps.values():
         if isinstance(step, Queue):
@@ -215,8 +247,10 @@ def _first_queue(flow: Flow) -> str | None:
 
 def _flow_plan(builder: _Builder, flow: Flow, queues: Mapping[str, QueuePlan]) -> FlowPlan | None:
     reachable = _reachable(builder.flows, flow.name)
-    used = sorted({step.spec.name for name in reachable for step in builder.flows[name].steps.values()
-                   if isinstance(step, Queue)})
+    queue_steps = [(name, step) for name in reachable for step in builder.flows[name].steps.values()
+                   if isinstance(step, Queue)]
+    used = sorted({queue for name, step in queue_steps
+                   for queue, _ in _queues_of(step, Locator(builder.flows[name]))})
     settings = flow.dialplan
     locate = Locator(flow)
     fallback_queue = settings.fallback.queue
@@ -237,7 +271,8 @@ def _flow_plan(builder: _Builder, flow: Flow, queues: Mapping[str, QueuePlan]) -
         builder.error(locate.find(None, "dialplan", "numbers_context") or flow.location, str(error))
     if builder.failed:
         return None
-    has_hangup = any(builder.flows[name].on_hangup for name in reachable)
+    # the hang-up handler also tells the server how a queue wait ended (answered or abandoned), for the estimates
+    has_hangup = bool(queue_steps) or any(builder.flows[name].on_hangup for name in reachable)
     return FlowPlan(
         flow=flow.name,
         file=Path(flow.file).name,
@@ -288,8 +323,7 @@ def _collect_queues(builder: _Builder, flow: Flow) -> None:
     locate = Locator(flow)
     for step in flow.steps.values():
         if isinstance(step, Queue):
-            where = locate.find(step, "queue", "name") or locate.find(step, "queue") or step.location
-            builder.uses.append(_QueueUse(step.spec.name, where, flow.name))
+            builder.uses.extend(_QueueUse(name, where, flow.name) for name, where in _queues_of(step, locate))
     fallback = flow.dialplan.fallback.queue
     if fallback is not None:
         where = locate.find(None, "dialplan", "fallback", "queue") or flow.location
@@ -345,10 +379,79 @@ def _queues(builder: _Builder) -> dict[str, QueuePlan]:
     for key in sorted(spelled):
         users = sorted({use.flow for use in builder.uses if use.name.lower() == key})
         source = declared.get(key)
+        settings = source.declared if source and source.declared else QueueSettings()
+        periodic: tuple[str, ...] = ()
+        if source is not None and settings.periodic is not None:  # in the language of the flow declaring them
+            periodic = tuple(_sound(builder, builder.flows[source.flow], p) for p in settings.periodic.prompts)
         plans[key] = QueuePlan(
             name=spelled[key].name,
-            settings=source.declared if source and source.declared else QueueSettings(),
+            settings=settings,
             flows=tuple(users),
             declared_in=Path(source.location.file).name if source else None,
+            periodic=periodic,
         )
     return plans
+
+
+# -- exit keys ------------------------------------------------------------------------------------------------
+
+
+def _check_outcomes(builder: _Builder, flows: list[Flow], queues: Mapping[str, QueuePlan]) -> None:
+    """Every outcome a queue step maps must be one its queue gives, and every exit key's outcome should be mapped.
+
+    A misspelt outcome would never be taken, so it is an error. An exit key whose outcome a step maps neither
+    by name nor with ``otherwise`` ends that step's calls with outcome ``queue-<outcome>``: a warning.
+    """
+    for flow in flows:
+        locate = Locator(flow)
+        for step in flow.steps.values():
+            if not isinstance(step, Queue):
+                continue
+            names = [name for name, _ in _queues_of(step, locate)]
+            plans = [queues[name.lower()] for name in names if name.lower() in queues]
+            exits = [outcome for plan in plans for outcome in plan.settings.exit_outcomes]
+            known = [*QUEUE_OUTCOMES, *exits]
+            outcomes: Mapping[str, str] = step.settings.get("outcomes") or {}
+            for outcome in outcomes:
+                if outcome in known:
+                    continue
+                its, has = ("its", "it has") if len(plans) <= 1 else ("their", "they have")
+                gives = f"{its} exit keys give {', '.join(exits)}" if exits else f"{has} no exit keys"
+                builder.error(locate.find(step, "outcomes", outcome, key=True) or step.location,
+                              f"queue {_names(names)} never gives outcome '{outcome}': {gives}",
+                              did_you_mean(outcome, known) or f"declare a key for it in `queues: {{{step.spec.name}: "
+                              f"{{exit_keys: ...}}}}`, or use one of {', '.join(QUEUE_OUTCOMES)}")
+            for plan in plans:
+                for digit, outcome in plan.settings.exit_keys:
+                    if outcome in outcomes or "otherwise" in outcomes:
+                        continue
+                    where = locate.find(step, "outcomes", key=True) or locate.find(step, "queue") or step.location
+                    builder.out.warning(where, f"exit key '{digit}' of queue '{plan.name}' gives outcome "
+                                        f"'{outcome}', which step '{step.name}' does not map",
+                                        f"add `{outcome}: <step>` to its `outcomes`, or a caller who presses "
+                                        f"{digit} in the queue ends the call with outcome queue-{outcome}")
+
+
+def _names(names: list[str]) -> str:
+    """``'support'`` or ``'support' (or its overflow 'vip')`` for messages about a step's queues."""
+    first = f"'{names[0]}'"
+    rest = [name for name in dict.fromkeys(names[1:]) if name != names[0]]
+    return first if not rest else f"{first} (or its overflow {', '.join(repr(n) for n in rest)})"
+
+
+def _exits(builder: _Builder, flows: list[FlowPlan], queues: Mapping[str, QueuePlan]) -> tuple[ExitPlan, ...]:
+    """The exit-key contexts; a context name another generated context already has is an error at the queue."""
+    contexts = {name for flow in flows for name in (flow.context, flow.hangup_context) if name}
+    exits = []
+    for queue in queues.values():
+        context = queue.exit_context
+        if context is None:
+            continue
+        if context in contexts:
+            where = min(use.location for use in builder.declarations if use.name == queue.name)
+            builder.error(where, f"the exit keys of queue '{queue.name}' would compile to context '{context}', "
+                          "which is already a flow's context", "rename the queue or the flow")
+            continue
+        users = tuple(flow for flow in flows if queue in flow.queues or flow.fallback.queue == queue)
+        exits.append(ExitPlan(queue.name, context, queue.settings.exit_keys, users))
+    return tuple(exits)

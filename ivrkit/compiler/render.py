@@ -2,8 +2,9 @@
 
 Templates live in ``ivrkit/compiler/templates/`` and are rendered with ``StrictUndefined`` (a misspelt name
 in a template is an error, never empty text) and no autoescaping (this is not HTML). Everything a template
-interpolates goes through one of three filters from :mod:`ivrkit.compiler.dialplan`: ``name`` (contexts,
-labels, queues, keys: validated), ``arg`` (an application argument: validated and escaped) and ``comment``.
+interpolates goes through one of the filters from :mod:`ivrkit.compiler.dialplan`: ``name`` (contexts,
+labels, queues, keys: validated), ``arg`` (an application argument: validated and escaped), ``key`` (a DTMF
+key as an extension), ``sound`` (a sound file path in queues.conf) and ``comment``.
 
 Each file starts with a header naming its source files and the sha256 of everything below the header, so
 the output diffs cleanly, ``ivrkit compile --check`` can tell a stale file from a hand-edited one, and the
@@ -35,6 +36,8 @@ class FilterSets:
     word: str = dialplan.filter_set(dialplan.WORD_CHARACTERS)
     status: str = dialplan.filter_set(dialplan.STATUS_CHARACTERS)
     digits: str = dialplan.filter_set(dialplan.DIGITS)
+    outcome: str = dialplan.filter_set(dialplan.OUTCOME_CHARACTERS)
+    flow: str = dialplan.filter_set(dialplan.FLOW_CHARACTERS)
 
 
 def environment() -> Environment:
@@ -49,6 +52,8 @@ def environment() -> Environment:
     env.filters["name"] = dialplan.name
     env.filters["arg"] = dialplan.arg
     env.filters["comment"] = dialplan.comment
+    env.filters["key"] = dialplan.key
+    env.filters["sound"] = dialplan.sound
     return env
 
 

@@ -15,7 +15,9 @@ from ivrkit.engine.world import QueueStats, World
 from ivrkit.flow.expressions import Template
 from ivrkit.flow.model import Defaults, Flow
 from ivrkit.flow.segments import PromptSegment, SaySegment, Segment
+from ivrkit.sms.numbers import unreachable_reason
 from ivrkit.steps.base import Step
+from ivrkit.steps.sms import flow_mobile_patterns
 
 
 class _LazyVariables:
@@ -91,6 +93,7 @@ class CallContext:
         self.step: Step | None = None
         self.resumed_outcome: str | None = None
         self._prompt_language = prompt_languages
+        self._can_text: bool | None = None
 
     @property
     def defaults(self) -> Defaults:
@@ -107,7 +110,7 @@ class CallContext:
     def scope(self) -> dict[str, Any]:
         info = self.channel.info
         return {
-            "caller": {"number": info.caller_number, "name": info.caller_name},
+            "caller": {"number": info.caller_number, "name": info.caller_name, "can_text": self.caller_can_text},
             "call": {
                 "uniqueid": info.uniqueid,
                 "dnid": info.dnid,
@@ -123,6 +126,14 @@ class CallContext:
             "queues": _Queues(self.world, self.channel),
             "maintenance": self.world.maintenance(self.flow.name),
         }
+
+    @property
+    def caller_can_text(self) -> bool:
+        """Whether the caller's number can receive a text (the `sms` step's rule, with the flow's patterns)."""
+        if self._can_text is None:
+            patterns = flow_mobile_patterns(self.flow)
+            self._can_text = unreachable_reason(self.channel.info.caller_number, patterns) is None
+        return self._can_text
 
     def render(self, template: Template) -> Any:
         return template.render(self.scope())

@@ -73,6 +73,8 @@ class Engine:
         ctx.resumed_outcome = resume_outcome.lower() if resume_outcome and state.step else None
         state.step = None
         try:
+            if ctx.resumed_outcome is not None:
+                self._returned(ctx, step_name, ctx.resumed_outcome)
             return self._loop(ctx, step_name)
         except CallerHungUp:
             ctx.log("hangup", by="caller")
@@ -87,6 +89,8 @@ class Engine:
         state.sessions += 1
         ctx = CallContext(channel, self.flows[state.flow], state, journal, self.world, self.prompt_language)
         ctx.log("session", number=state.sessions, caller=channel.info.caller_number, resumed="hangup")
+        if state.step is not None:
+            self._returned(ctx, state.step, "hangup")
         self._run_hangup_handler(ctx)
         return self._end(ctx, "caller-hangup", "caller-hangup")
 
@@ -100,6 +104,14 @@ class Engine:
         if flow not in self.flows:
             raise KeyError(f"no flow named '{flow}'")
         return CallState(flow, vars=dict(self.flows[flow].variables))
+
+    def _returned(self, ctx: CallContext, step_name: str, outcome: str) -> None:
+        """Tell the hand-off step that the dialplan gave the call back; what it records never ends the call."""
+        ctx.step = ctx.flow.steps[step_name]
+        try:
+            ctx.step.returned(ctx, outcome)
+        except (ExpressionError, ValueError) as error:
+            ctx.log("error", message=str(error))
 
     def _loop(self, ctx: CallContext, step_name: str) -> SessionResult:
         without_input = 0

@@ -25,9 +25,17 @@ class CallState:
     vars: dict[str, Any] = field(default_factory=dict)
     menus: list[str] = field(default_factory=list)  # menus visited, for the cancel key's default target
     sessions: int = 0
+    position: int | None = None  # the last queue position the caller heard (a later one may not be higher)
+    queue: str | None = None  # the queue the call was handed to, until the wait there is recorded
+    queued_at: float | None = None  # when (Unix time): the wait when Asterisk does not say
 
     def to_json(self) -> str:
-        data = {"f": self.flow, "s": self.step, "v": self.vars, "m": self.menus[-8:], "n": self.sessions}
+        data: dict[str, Any] = {"f": self.flow, "s": self.step, "v": self.vars, "m": self.menus[-8:]}
+        data["n"] = self.sessions
+        if self.position is not None:
+            data["p"] = self.position
+        if self.queue is not None:
+            data["q"] = [self.queue, self.queued_at]
         text = json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=True)
         if len(text) > MAX_STATE_BYTES:
             raise ValueError(f"call state is {len(text)} bytes, more than {MAX_STATE_BYTES}: keep flow variables small")
@@ -38,12 +46,16 @@ class CallState:
         data = json.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("f"), str):
             raise ValueError("not an ivrkit call state")
+        queued = data.get("q") or [None, None]
         return cls(
             flow=data["f"],
             step=data.get("s"),
             vars=dict(data.get("v") or {}),
             menus=list(data.get("m") or []),
             sessions=int(data.get("n") or 0),
+            position=None if data.get("p") is None else int(data["p"]),
+            queue=None if queued[0] is None else str(queued[0]),
+            queued_at=None if queued[1] is None else float(queued[1]),
         )
 
     def enter_menu(self, name: str) -> None:

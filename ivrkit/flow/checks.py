@@ -24,6 +24,7 @@ from ivrkit.steps.collect import Collect, CollectSpec
 from ivrkit.steps.goto import FlowTarget, Goto
 from ivrkit.steps.hours import Hours
 from ivrkit.steps.menu import Menu, MenuSpec
+from ivrkit.steps.queue import Queue
 from ivrkit.steps.transfer import DESTINATION, Transfer
 
 CANCEL_LABEL = "cancel_to"
@@ -296,6 +297,10 @@ class FlowChecker:
                              f"add `failed: <step>`{alternative}, for example a transfer to an operator")
 
     def check_values(self, step: Step) -> None:
+        if isinstance(step, Queue):
+            for problem in step.problems(self.flow):
+                report = self.out.error if problem.error else self.out.warning
+                report(problem.location, problem.message, problem.hint)
         if isinstance(step, Collect) and step.value.min_digits > step.value.max_digits:
             self.out.error(self.at(step, "collect", "min_digits"),
                            f"min_digits ({step.value.min_digits}) is more than max_digits ({step.value.max_digits})",

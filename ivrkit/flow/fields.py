@@ -436,7 +436,11 @@ class MapOf(Field[dict[str, T]]):
 
 
 class Record(Field[T]):
-    """A mapping with fixed option names, built into a dataclass (``factory``) or a dict."""
+    """A mapping with fixed option names, built into a dataclass (``factory``) or a dict.
+
+    ``check(value, node, ctx)`` sees the built value and returns it, or reports what the options cannot say
+    one by one (two routes at once, a limit across options) and returns INVALID.
+    """
 
     def __init__(
         self,
@@ -444,9 +448,11 @@ class Record(Field[T]):
         factory: Callable[..., T] | None = None,
         what: str = "mapping",
         shorthand: tuple[str, Field[Any]] | None = None,
+        check: Callable[[T, Node, ParseContext], T] | None = None,
     ):
         self.options, self.factory, self.type_name = options, factory, what
         self.shorthand = shorthand  # (option, field): a bare scalar or list fills this option
+        self.check = check
 
     def parse(self, node: Node, ctx: ParseContext) -> T:
         if not isinstance(node, Mapping):
@@ -483,7 +489,8 @@ class Record(Field[T]):
                 values[name] = option.default
         if failed:
             return INVALID
-        return self.factory(**values) if self.factory else values  # type: ignore[return-value]
+        value: T = self.factory(**values) if self.factory else values  # type: ignore[assignment]
+        return self.check(value, node, ctx) if self.check else value
 
     def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {

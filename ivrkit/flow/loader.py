@@ -33,6 +33,7 @@ from ivrkit.flow.model import DEFAULT_CANCEL_KEY, Defaults, Flow
 from ivrkit.flow.pbx import DIALPLAN_OPTION, QUEUES_OPTION
 from ivrkit.flow.source import Mapping, Scalar, read_source
 from ivrkit.steps import COMMON_OPTIONS, STEP_KINDS, Step
+from ivrkit.steps.sms import SMS_OPTION
 
 LANGUAGE = Text(pattern=re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?$"), what="language code such as en or de")
 
@@ -89,6 +90,7 @@ FLOW_OPTIONS: dict[str, Option] = {
     "on_error": Option(StepRef(), "Step the call goes to when a step fails (default: hang up with outcome `error`)."),
     "dialplan": DIALPLAN_OPTION,
     "queues": QUEUES_OPTION,
+    "sms": SMS_OPTION,
     "steps": Option(Any_(), "The steps, by name.", required=True),
 }
 
@@ -135,6 +137,7 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
         on_error=top["on_error"],
         dialplan=top["dialplan"],
         queues=top["queues"],
+        sms=top["sms"],
         references=ctx.references,
         node=root,
     )

@@ -13,6 +13,7 @@ from ivrkit.flow.source import Mapping
 
 if TYPE_CHECKING:
     from ivrkit.steps.base import Step
+    from ivrkit.steps.sms import SmsDefaults
 
 DEFAULT_TIMEOUT = 5.0  # first key or digit, seconds
 DEFAULT_INTER_DIGIT_TIMEOUT = 3.0
@@ -47,6 +48,7 @@ class Flow:
     on_error: str | None = None
     dialplan: DialplanSettings = field(default_factory=DialplanSettings)
     queues: dict[str, QueueSettings] = field(default_factory=dict)  # queues.conf settings, by queue name
+    sms: SmsDefaults | None = None  # the flow-level `sms:` defaults of its sms steps
     references: list[Reference] = field(default_factory=list)
     node: Mapping | None = field(default=None, repr=False, compare=False)  # the YAML it was read from, with positions
 

@@ -3,13 +3,19 @@
 Everything else in a flow runs in the FastAGI server; these two blocks say what ``ivrkit compile`` writes for
 Asterisk itself. ``dialplan:`` holds what must work when the server cannot be reached: the fallback prompt and
 route, and the prompts of the maintenance gate. ``queues:`` holds the ``queues.conf`` settings of the queues
-the flow uses::
+the flow uses, what Asterisk announces to callers waiting in them, and the keys that take a caller out of a
+queue and back into the flow::
 
     dialplan:
       fallback: {prompt: technical-difficulties, queue: support}   # or transfer: PJSIP/operator, or hangup: true
       maintenance: {planned: maintenance-planned}
     queues:
-      support: {strategy: rrmemory, join_empty: [paused, unavailable, invalid], music: default}
+      support:
+        strategy: rrmemory
+        join_empty: [paused, unavailable, invalid]
+        announce: {every: 60s, position: yes, hold_time: no}
+        periodic: {prompts: [queue-periodic], every: 45s}
+        exit_keys: {"1": callback, "2": text}     # the queue step maps each outcome to a step
 
 Both are optional. Without a fallback route the dialplan sends callers to the first queue the flow's steps
 use (or hangs up after the prompt when there is none). The loader checks each value's shape here; what needs
@@ -23,11 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivrkit.flow.fields import (
+    DTMF_KEYS,
     INVALID,
     Boolean,
     Duration,
     Field,
     Integer,
+    Key,
     ListOf,
     MapOf,
     Option,
@@ -36,8 +44,8 @@ from ivrkit.flow.fields import (
     Text,
 )
 from ivrkit.flow.segments import PromptId, PromptSegment
-from ivrkit.flow.source import Mapping, Node
-from ivrkit.steps.queue import QUEUE_NAME, QUEUE_NAME_HINT
+from ivrkit.flow.source import Mapping, Node, Scalar
+from ivrkit.steps.queue import OUTCOME_NAME, QUEUE_NAME, QUEUE_NAME_HINT, QUEUE_OUTCOMES
 from ivrkit.steps.transfer import DESTINATION
 
 MAINTENANCE_MODES = ("planned", "emergency", "closed")
@@ -47,6 +55,13 @@ CONTEXT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,78}$")
 MUSIC_CLASS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,78}$")
 DEFAULT_FALLBACK_PROMPT = "technical-difficulties"
 DEFAULT_NUMBERS_CONTEXT = "ivrkit-outbound"
+POSITION_MODES = ("yes", "no", "limit", "more")  # announce-position
+HOLD_TIME_MODES = ("yes", "no", "once")  # announce-holdtime
+ROUND_SECONDS = (0, 5, 10, 15, 20, 30)  # announce-round-seconds: Asterisk takes no other value
+MAX_PERIODIC_PROMPTS = 10  # app_queue plays at most ten periodic announcements
+EXIT_OUTCOME_HINT = "an outcome name has up to 31 small letters, digits and '-', and starts with a letter"
+RESERVED_OUTCOMES = (*QUEUE_OUTCOMES, "withdraw", "unknown")
+"""Outcomes a queue step already has: the QUEUESTATUS values (lower case) and ``otherwise``."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,30 @@ class DialplanSettings:
 
 
 @dataclass(frozen=True)
+class Announcements:
+    """What Asterisk itself tells callers while they wait (``announce-*`` in queues.conf)."""
+
+    every: float = 0.0  # announce-frequency; 0: never (Asterisk's default)
+    min_gap: float = 15.0  # min-announce-frequency
+    position: str = "yes"  # one of POSITION_MODES
+    position_limit: int = 10
+    hold_time: str = "no"  # one of HOLD_TIME_MODES; Asterisk's figure ignores the caller's position
+    round_seconds: int = 0
+    only_up: bool = True  # announce-position-only-up: a caller never hears their position go up
+    to_first: bool = False  # announce-to-first-user: also the callers being offered to agents
+
+
+@dataclass(frozen=True)
+class PeriodicPrompts:
+    """Prompts Asterisk plays every so often to callers waiting (``periodic-announce``)."""
+
+    prompts: tuple[str, ...]
+    every: float
+    start_delay: float | None = None  # None: the first after `every`; 0: as soon as the caller joins
+    random: bool = False
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     """One queue's ``queues.conf`` section. Durations are whole seconds in the file."""
 
@@ -96,6 +135,14 @@ class QueueSettings:
     join_empty: tuple[str, ...] = ()
     leave_empty: tuple[str, ...] = ()
     ringing: bool = False
+    announce: Announcements = field(default_factory=Announcements)
+    periodic: PeriodicPrompts | None = None
+    exit_keys: tuple[tuple[str, str], ...] = ()  # (DTMF key, outcome), in key order
+
+    @property
+    def exit_outcomes(self) -> tuple[str, ...]:
+        """The outcomes the exit keys lead to, each once, in key order."""
+        return tuple(dict.fromkeys(outcome for _, outcome in self.exit_keys))
 
 
 class _Prompt(Field[str]):
@@ -113,6 +160,20 @@ class _Prompt(Field[str]):
 
 def _fallback(prompt: str, queue: str | None, transfer: str | None, hangup: bool) -> Fallback:
     return Fallback(prompt, queue, transfer, hangup)
+
+
+def _one_route(value: Fallback, node: Node, ctx: ParseContext) -> Fallback:
+    """The fallback has at most one route."""
+    routes = [name for name in ("queue", "transfer") if getattr(value, name) is not None]
+    routes += ["hangup"] if value.hangup else []
+    if len(routes) > 1:
+        where = node.key_node(routes[1]) if isinstance(node, Mapping) else node
+        return ctx.error(
+            where,
+            f"the fallback has two routes, {routes[0]} and {routes[1]}",
+            "choose one: queue, transfer or hangup",
+        )
+    return value
 
 
 _FALLBACK_RECORD: Record[Fallback] = Record(
@@ -134,32 +195,8 @@ _FALLBACK_RECORD: Record[Fallback] = Record(
     },
     factory=_fallback,
     what="fallback",
+    check=_one_route,
 )
-
-
-class _FallbackField(Field[Fallback]):
-    """The fallback mapping, with at most one route."""
-
-    type_name = "mapping with at most one route"
-    record = _FALLBACK_RECORD  # the mapping form, for the generated reference
-
-    def parse(self, node: Node, ctx: ParseContext) -> Fallback:
-        value = _FALLBACK_RECORD.parse(node, ctx)
-        if value is INVALID:
-            return INVALID
-        routes = [name for name in ("queue", "transfer") if getattr(value, name) is not None]
-        routes += ["hangup"] if value.hangup else []
-        if len(routes) > 1:
-            where = node.key_node(routes[1]) if isinstance(node, Mapping) else node
-            return ctx.error(
-                where,
-                f"the fallback has two routes, {routes[0]} and {routes[1]}",
-                "choose one: queue, transfer or hangup",
-            )
-        return value
-
-    def json_schema(self) -> dict[str, Any]:
-        return _FALLBACK_RECORD.json_schema()
 
 
 def _maintenance(planned: str, emergency: str, closed: str) -> MaintenancePrompts:
@@ -178,7 +215,7 @@ DIALPLAN_OPTION = Option(
     Record(
         {
             "fallback": Option(
-                _FallbackField(),
+                _FALLBACK_RECORD,
                 "What the dialplan does when the FastAGI server is down or fails: a prompt, then a queue, a "
                 "transfer or a hang-up.",
                 Fallback(),
@@ -204,6 +241,125 @@ DIALPLAN_OPTION = Option(
 )
 
 
+class _YesNo(Text):
+    """``yes``/``no`` and a few more words; YAML reads an unquoted yes or no as a boolean, which is taken too."""
+
+    def parse(self, node: Node, ctx: ParseContext) -> str:
+        if isinstance(node, Scalar) and isinstance(node.value, bool) and not node.quoted:
+            return "yes" if node.value else "no"
+        return super().parse(node, ctx)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"type": "boolean"}, super().json_schema()]}
+
+
+class _RoundSeconds(Integer):
+    """``announce-round-seconds``: Asterisk warns about any other value and uses 0."""
+
+    type_name = "0, 5, 10, 15, 20 or 30"
+
+    def parse(self, node: Node, ctx: ParseContext) -> int:
+        value = super().parse(node, ctx)
+        if value is not INVALID and value not in ROUND_SECONDS:
+            return ctx.error(node, f"{value} seconds cannot be used for rounding",
+                             f"Asterisk rounds to one of {', '.join(map(str, ROUND_SECONDS))} seconds")
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "integer", "enum": list(ROUND_SECONDS)}
+
+
+class _ExitOutcome(Text):
+    """The outcome an exit key leads to: a new name, never one the queue already gives."""
+
+    def __init__(self) -> None:
+        super().__init__(OUTCOME_NAME, what="outcome name", hint=EXIT_OUTCOME_HINT)
+
+    def parse(self, node: Node, ctx: ParseContext) -> str:
+        value = super().parse(node, ctx)
+        if value is not INVALID and value in RESERVED_OUTCOMES:
+            return ctx.error(node, f"'{value}' is already a queue outcome",
+                             "name what the key does instead, e.g. callback or text")
+        return value
+
+
+_DEFAULT_ANNOUNCE = Announcements()
+ANNOUNCE_OPTIONS: dict[str, Option] = {
+    "every": Option(
+        Duration(3600),
+        "How often a waiting caller hears their position (`announce-frequency`); also when it changes, "
+        "`min_gap` apart. 0: never.",
+        _DEFAULT_ANNOUNCE.every,
+    ),
+    "min_gap": Option(Duration(3600), "Least time between two announcements (`min-announce-frequency`).",
+                      _DEFAULT_ANNOUNCE.min_gap),
+    "position": Option(
+        _YesNo(choices=POSITION_MODES, what="position announcement"),
+        "Say the position (`announce-position`): `limit` only up to `position_limit`, `more` says \"more than "
+        "<position_limit>\" beyond it.",
+        _DEFAULT_ANNOUNCE.position,
+    ),
+    "position_limit": Option(Integer(1, 1000), "The limit of `position: limit` and `more`.",
+                             _DEFAULT_ANNOUNCE.position_limit),
+    "hold_time": Option(
+        _YesNo(choices=HOLD_TIME_MODES, what="hold time announcement"),
+        "Say Asterisk's estimated hold time (`announce-holdtime`; `once`: the first time only). Its figure is "
+        "the queue's average wait, whatever the caller's position: a queue step's own `announce` does better.",
+        _DEFAULT_ANNOUNCE.hold_time,
+    ),
+    "round_seconds": Option(_RoundSeconds(), "Round the hold time to these seconds (0: whole minutes).",
+                            _DEFAULT_ANNOUNCE.round_seconds),
+    "only_up": Option(Boolean(), "Say the position only when it improved (`announce-position-only-up`).",
+                      _DEFAULT_ANNOUNCE.only_up),
+    "to_first": Option(
+        Boolean(),
+        "Also announce to callers whose turn it is, while agents are rung (`announce-to-first-user`).",
+        _DEFAULT_ANNOUNCE.to_first,
+    ),
+}
+
+
+def _periodic(prompts: list[str], every: float, start_delay: float | None, random: bool) -> PeriodicPrompts:
+    return PeriodicPrompts(tuple(prompts), every, start_delay, random)
+
+
+def _within_asterisk_limits(value: PeriodicPrompts, node: Node, ctx: ParseContext) -> PeriodicPrompts:
+    """The periodic prompts, with the limits Asterisk sets."""
+    if len(value.prompts) > MAX_PERIODIC_PROMPTS:
+        where = node.get("prompts") if isinstance(node, Mapping) else None
+        return ctx.error(where or node, f"{len(value.prompts)} periodic prompts: Asterisk plays at most "
+                         f"{MAX_PERIODIC_PROMPTS}", "join some recordings into one prompt")
+    if value.every < 1:
+        where = node.get("every") if isinstance(node, Mapping) else None
+        return ctx.error(where or node, "periodic prompts need `every` of a second or more",
+                         "a frequency of 0 would never play them: remove `periodic` instead")
+    return value
+
+
+_PERIODIC_RECORD: Record[PeriodicPrompts] = Record(
+    {
+        "prompts": Option(
+            ListOf(_Prompt(), min_items=1),
+            f"Played in turn, one each time (`periodic-announce`; up to {MAX_PERIODIC_PROMPTS}).",
+            required=True,
+        ),
+        "every": Option(Duration(3600), "Time between two of them (`periodic-announce-frequency`).", required=True),
+        "start_delay": Option(
+            Duration(3600), "Time from joining to the first (`periodic-announce-startdelay`; default: `every`)."
+        ),
+        "random": Option(Boolean(), "Pick the prompts in random order (`random-periodic-announce`).", False),
+    },
+    factory=_periodic,
+    what="periodic prompts",
+    check=_within_asterisk_limits,
+)
+
+
+def _exit_keys(keys: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The exit keys in a fixed order (0-9, * and #), so equal declarations compare equal."""
+    return tuple(sorted(keys.items(), key=lambda item: DTMF_KEYS.index(item[0])))
+
+
 def _queue(
     strategy: str,
     ring_timeout: float,
@@ -214,10 +370,14 @@ def _queue(
     join_empty: list[str],
     leave_empty: list[str],
     ringing: bool,
+    announce: Announcements,
+    periodic: PeriodicPrompts | None,
+    exit_keys: dict[str, str],
 ) -> QueueSettings:
     return QueueSettings(
-        strategy, ring_timeout, retry, wrapup, max_callers, music, tuple(join_empty), tuple(leave_empty), ringing
-    )
+        strategy, ring_timeout, retry, wrapup, max_callers, music, tuple(join_empty), tuple(leave_empty), ringing,
+        announce, periodic, _exit_keys(exit_keys),
+    )  # fmt: skip
 
 
 _DEFAULT_QUEUE = QueueSettings()
@@ -252,6 +412,20 @@ QUEUE_OPTIONS: dict[str, Option] = {
         [],
     ),
     "ringing": Option(Boolean(), "Callers hear ringing instead of music (the Queue() option `r`).", False),
+    "announce": Option(
+        Record(ANNOUNCE_OPTIONS, factory=Announcements, what="announcements"),
+        "What Asterisk announces to callers while they wait: their position and, if asked, its hold time.",
+        _DEFAULT_ANNOUNCE,
+    ),
+    "periodic": Option(
+        _PERIODIC_RECORD, "Prompts played every so often while callers wait (none when absent)."
+    ),
+    "exit_keys": Option(
+        MapOf(Key(), _ExitOutcome(), "exit keys"),
+        "Keys a waiting caller can press to leave the queue, each with the outcome the flow resumes with; "
+        "the queue step maps the outcome to a step in its `outcomes` (compiled into queues.conf `context`).",
+        {},
+    ),
 }
 QUEUES_OPTION = Option(
     MapOf(

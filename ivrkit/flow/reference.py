@@ -29,6 +29,10 @@ REGENERATE = "ivrkit schema --markdown --out docs/flow-reference.md"
 SCOPE: dict[str, str] = {
     "caller.number": "The caller's number (caller ID), as text.",
     "caller.name": "The caller's name (caller ID name), as text.",
+    "caller.can_text": (
+        "True when the caller's number can receive a text: a number (not anonymous or withheld) matching the "
+        "flow's `sms: {mobile: ...}` patterns. Branch on it before offering a text."
+    ),
     "call.uniqueid": "Asterisk's unique id of the call.",
     "call.dnid": "The number the caller dialled.",
     "call.channel": "The channel's name, e.g. `PJSIP/trunk-00000042`.",
@@ -47,12 +51,15 @@ SCOPE: dict[str, str] = {
 QUEUE_STATS: dict[str, str] = {
     "waiting": "Callers waiting in the queue.",
     "logged_in": "Agents logged in.",
-    "ready": "Agents logged in and not paused.",
-    "free": "Agents ready and not on a call.",
+    "ready": "Agents who can take a call now: not on a call, not paused, not in wrap-up.",
+    "free": "Agents not on a call and not paused (agents in wrap-up included).",
     "avg_hold": "Average wait before an answer, in seconds.",
     "avg_talk": "Average talk time, in seconds.",
     "longest_wait": "Longest current wait, in seconds.",
-    "position": "This caller's position once queued (0: not in the queue).",
+    "position": "This caller's position on joining (live: waiting + 1; 0 in a flow test: waiting + 1).",
+    "paused": "Agents logged in but paused.",
+    "answered": "Calls answered recently (the live server counts those of the last hour it queued).",
+    "exists": "False when Asterisk does not know the queue (its other figures then read as 0).",
 }
 
 

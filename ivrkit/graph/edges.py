@@ -7,10 +7,10 @@ are the names as written, for the static checks; here each edge also says *why* 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from typing import Any, Literal
 
-from ivrkit.flow.fields import MapOf, StepRef
+from ivrkit.flow.fields import MapOf, Record, StepRef
 from ivrkit.flow.model import Flow
 from ivrkit.steps.base import Step
 from ivrkit.steps.branch import Branch
@@ -20,7 +20,7 @@ from ivrkit.steps.hangup import Hangup
 from ivrkit.steps.hours import Hours
 from ivrkit.steps.menu import Menu
 from ivrkit.steps.play import Play
-from ivrkit.steps.queue import Queue
+from ivrkit.steps.queue import KEEP, Queue
 from ivrkit.steps.set import Set
 from ivrkit.steps.transfer import Transfer
 
@@ -85,7 +85,8 @@ def step_edges(step: Step) -> list[Edge]:
             return [Edge(name, flow_node(value.flow, value.step), "goto", "flow")]
         return [Edge(name, value, "goto", "next")]
     if isinstance(step, (Queue, Transfer)):
-        return [Edge(name, target, outcome, "outcome") for outcome, target in settings["outcomes"].items()]
+        outcomes = [Edge(name, target, outcome, "outcome") for outcome, target in settings["outcomes"].items()]
+        return _overflow(step) + outcomes if isinstance(step, Queue) else outcomes
     if isinstance(step, (Play, Set)):  # and Say, a kind of Play
         return _next(step)
     if isinstance(step, Hangup):
@@ -95,6 +96,20 @@ def step_edges(step: Step) -> list[Edge]:
 
 def _next(step: Step) -> list[Edge]:
     return [Edge(step.name, step.next, "next", "next")] if step.next else []
+
+
+def _overflow(step: Queue) -> list[Edge]:
+    """Where overflow rules lead before the caller joins: a step, or an offer's choices (``keep`` joins)."""
+    result = []
+    for rule in step.rules:
+        if rule.action == "goto":
+            result.append(Edge(step.name, rule.value, rule.describe(), "branch"))
+        elif rule.action == "offer":
+            offer = rule.value
+            result += [Edge(step.name, target, f"{rule.describe()}: {key}", "choice")
+                       for key, target in offer.choices.items() if target != KEEP]
+            result += [edge for edge in _failures(step.name, offer) if edge.target != KEEP]
+    return result
 
 
 def _failures(name: str, spec: Any) -> list[Edge]:
@@ -108,8 +123,15 @@ def _failures(name: str, spec: Any) -> list[Edge]:
 
 
 def _generic(step: Step) -> list[Edge]:
-    """A kind this module does not know yet: its sibling options that name steps (``x: step``, ``x: {k: step}``)."""
+    """A kind this module does not know yet: the options of its mapping body that name a step (``sms.unavailable``),
+    then its sibling options that name steps (``x: step``, ``x: {k: step}``)."""
     result: list[Edge] = []
+    body = type(step).body
+    if isinstance(body, Record) and is_dataclass(step.value):
+        for option_name, option in body.options.items():
+            target = getattr(step.value, option_name, None)
+            if isinstance(option.field, StepRef) and isinstance(target, str):
+                result.append(Edge(step.name, target, option_name, "outcome"))
     for option_name, option in type(step).options.items():
         value = step.settings.get(option_name)
         if isinstance(option.field, StepRef) and isinstance(value, str):

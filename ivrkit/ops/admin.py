@@ -1,4 +1,5 @@
-"""The admin HTTP endpoint: `/healthz` for load balancers, `/metrics` for Prometheus.
+"""The admin HTTP endpoint: `/healthz` for load balancers, `/metrics` for Prometheus, `/v1/links/verify` for the
+web side of a text message's link (the context of the call it came from).
 
 Secure by default: it listens on loopback unless told otherwise, and every request must carry the bearer
 token, so exposing it by mistake shows nothing. It runs in daemon threads beside the FastAGI server and
@@ -11,21 +12,21 @@ import hmac
 import ipaddress
 import json
 import logging
-import os
-import secrets
 import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from ivrkit.ops.metrics import ServerMetrics
+from ivrkit.ops.secrets import MIN_SECRET_LENGTH, load_or_create_secret
+from ivrkit.sms.links import BadSignature, ExpiredToken, LinkSigner, MalformedToken, TokenError
 
 log = logging.getLogger("ivrkit.admin")
 
-MIN_TOKEN_LENGTH = 16
+MIN_TOKEN_LENGTH = MIN_SECRET_LENGTH
 _POLL_SECONDS = 0.1  # how often the idle server looks for stop(): bounds how long stop() waits
 TOKEN_HINT = (
     "send the admin token in the header 'Authorization: Bearer <token>' "
@@ -34,29 +35,8 @@ TOKEN_HINT = (
 
 
 def load_or_create_token(path: Path) -> str:
-    """The token in `path`; on first use a new random one, written readable by the owner only (0600)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        token = path.read_text(encoding="utf-8").strip()
-        if len(token) < MIN_TOKEN_LENGTH:
-            raise ValueError(
-                f"the admin token file {path} holds no usable token (fewer than {MIN_TOKEN_LENGTH} characters): "
-                "delete it to have a new one created, or write a longer token into it"
-            ) from None
-        if path.stat().st_mode & 0o077:
-            log.warning("admin token file %s is readable by other users: run 'chmod 600 %s'", path, path)
-        return token
-    except FileNotFoundError:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return load_or_create_token(path)
-    token = secrets.token_urlsafe(32)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        os.write(fd, (token + "\n").encode("ascii"))  # one write: a concurrent reader sees all or nothing
-    finally:
-        os.close(fd)
-    return token
+    """The admin token in `path`; on first use a new random one, written readable by the owner only (0600)."""
+    return load_or_create_secret(path, "admin token")
 
 
 def _check_host(host: str, allow_remote: bool) -> int:
@@ -98,7 +78,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class AdminServer:
-    """`GET /healthz` and `GET /metrics` behind a bearer token, served from a background thread."""
+    """`GET /healthz`, `/metrics` and `/v1/links/verify` behind a bearer token, served from a background thread."""
 
     def __init__(
         self,
@@ -109,6 +89,7 @@ class AdminServer:
         metrics: ServerMetrics,
         *,
         allow_remote: bool = False,
+        links: LinkSigner | None = None,
     ) -> None:
         _check_token(token)
         self._family = _check_host(host, allow_remote)
@@ -117,6 +98,7 @@ class AdminServer:
         self._token = token.encode("ascii")
         self.health = health
         self.metrics = metrics
+        self.links = links  # None: links are not verified here (the route answers 404)
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -147,7 +129,7 @@ class AdminServer:
             target=server.serve_forever, args=(_POLL_SECONDS,), name="ivrkit-admin", daemon=True
         )
         self._thread.start()
-        log.info("admin endpoint on %s (/healthz, /metrics; bearer token required)", self.url)
+        log.info("admin endpoint on %s (%s; bearer token required)", self.url, ", ".join(_ROUTES))
 
     def stop(self) -> None:
         """Stop listening and wait for the serving thread; requests in flight finish in their daemon threads."""
@@ -169,7 +151,9 @@ class AdminServer:
         return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), self._token)
 
 
-_ROUTES = ("/healthz", "/metrics")
+LINKS_ROUTE = "/v1/links/verify"
+_TOKEN_ERRORS = {MalformedToken: "malformed", BadSignature: "bad signature", ExpiredToken: "expired"}
+_ROUTES = ("/healthz", "/metrics", LINKS_ROUTE)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -200,6 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(405, {"error": f"method {method} not allowed", "hint": "use GET"}, {"Allow": "GET"})
         elif path == "/healthz":
             self._healthz()
+        elif path == LINKS_ROUTE:
+            self._verify_link(parse_qs(urlsplit(self.path).query).get("token", []))
         else:
             body, content_type = self.admin.metrics.render()
             self._send(200, body, content_type)
@@ -213,6 +199,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(500, {"status": "error", "error": "the health check failed; see the server log"})
             return
         self._json(status, state)
+
+    def _verify_link(self, tokens: list[str]) -> None:
+        """200 with the call's context, 400 malformed, 401 bad signature, 410 expired."""
+        links = self.admin.links
+        if links is None:
+            self._json(404, {"error": "link verification is off", "hint": "the server was started without a store"})
+            return
+        if len(tokens) != 1:
+            self._json(400, {"error": "malformed", "hint": "pass exactly one token: /v1/links/verify?token=<t>"})
+            return
+        try:
+            context = links.verify(tokens[0])
+        except TokenError as error:
+            self._json(error.status, {"error": _TOKEN_ERRORS.get(type(error), "invalid"), "detail": str(error)})
+            return
+        self._json(200, context.to_json())
 
     def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body, default=str).encode("utf-8") + b"\n"

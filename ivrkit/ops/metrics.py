@@ -38,6 +38,12 @@ ERROR_KINDS = (
     "accept", "reload", "crash",
 )  # fmt: skip
 
+# Announced waits against actual ones (answered calls): seconds either way, their size, and actual / estimate.
+WAIT_ERROR_BUCKETS = (-1800, -900, -600, -300, -180, -120, -60, -30, 0, 30, 60, 120, 180, 300, 600, 900, 1800)
+WAIT_ABS_ERROR_BUCKETS = (30, 60, 120, 180, 300, 600, 900, 1800)
+WAIT_RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2, 3, 5)
+WAIT_SAID = ("number", "safe", "none")  # a figure, the safe phrase, nothing (the caller was next)
+
 MAX_SERIES = 500  # per labelled metric; beyond this, new label sets are counted under "other"
 MAX_LABEL_LENGTH = 100
 OVERFLOW = "other"
@@ -106,7 +112,43 @@ class ServerMetrics:
         self._flows = Gauge("ivrkit_flows_loaded", "Flows in service.", registry=r)
         self._reload_ok = Gauge("ivrkit_flow_reload_ok", "1 if the last flow (re)load succeeded, else 0.", registry=r)
         reloads = Counter("ivrkit_flow_reloads", "Flow (re)loads, by result.", ["result"], registry=r)
+        pending_help = "Text messages waiting in the outbox (queued, being sent, to retry)."
+        self._outbox_pending = Gauge("ivrkit_sms_outbox_pending", pending_help, registry=r)
+        self._sms_sent = Counter("ivrkit_sms_sent", "Text messages the gateway accepted.", registry=r)
+        retried_help = "Attempts that failed for now; the message is retried later."
+        self._sms_retried = Counter("ivrkit_sms_retried", retried_help, registry=r)
+        failed_help = "Text messages given up on (refused, or out of attempts)."
+        self._sms_failed = Counter("ivrkit_sms_failed", failed_help, registry=r)
 
+        estimates = Counter(
+            "ivrkit_wait_estimates",
+            "Waits announced to callers joining a queue, by queue and what they heard (number, safe, none).",
+            ["queue", "said"],
+            registry=r,
+        )
+        wait_error = Histogram(
+            "ivrkit_wait_estimate_error_seconds",
+            "Actual minus announced wait of answered calls, by queue (positive: longer than announced).",
+            ["queue"],
+            buckets=WAIT_ERROR_BUCKETS,
+            registry=r,
+        )
+        wait_abs_error = Histogram(
+            "ivrkit_wait_estimate_abs_error_seconds",
+            "Size of the error of announced waits of answered calls, by queue (mean: sum / count).",
+            ["queue"],
+            buckets=WAIT_ABS_ERROR_BUCKETS,
+            registry=r,
+        )
+        wait_ratio = Histogram(
+            "ivrkit_wait_estimate_ratio",
+            "Actual / announced wait of answered calls, by queue (1: exact; announcements of a minute or more).",
+            ["queue"],
+            buckets=WAIT_RATIO_BUCKETS,
+            registry=r,
+        )
+        self._estimates = _Children(estimates, 2)
+        self._wait_errors = (_Children(wait_error, 1), _Children(wait_abs_error, 1), _Children(wait_ratio, 1))
         self._sessions = _Children(sessions, 1)
         self._outcomes = _Children(outcomes, 2)
         self._errors = _Children(errors, 1)
@@ -143,6 +185,30 @@ class ServerMetrics:
         self._flows.set(count)
         self._reload_ok.set(1 if last_reload_ok else 0)
         self._reloads[bool(last_reload_ok)].inc()
+
+    def wait_estimate(self, queue: str, said: str) -> None:
+        """Count a wait announced to a caller joining ``queue``: ``said`` is number, safe or none."""
+        self._estimates.get((queue, said)).inc()
+
+    def wait_estimate_error(self, queue: str, actual: float, estimate: float) -> None:
+        """An answered call's actual wait against the number it heard."""
+        signed, size, ratio = self._wait_errors
+        signed.get((queue,)).observe(actual - estimate)
+        size.get((queue,)).observe(abs(actual - estimate))
+        if estimate >= 60:  # below a minute the caller heard "less than a minute", not a figure to divide by
+            ratio.get((queue,)).observe(actual / estimate)
+
+    def outbox_pending(self, count: int) -> None:
+        self._outbox_pending.set(count)
+
+    def sms_sent(self) -> None:
+        self._sms_sent.inc()
+
+    def sms_retried(self) -> None:
+        self._sms_retried.inc()
+
+    def sms_failed(self) -> None:
+        self._sms_failed.inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for an HTTP response."""

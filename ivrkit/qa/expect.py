@@ -42,6 +42,7 @@ class Observed:
     steps: list[str]
     vars: dict[str, Any]
     outcome: str
+    texts: tuple[tuple[str, str], ...] = ()  # (to, text) of each text queued, in order
 
     @classmethod
     def of(cls, result: SimulationResult, flow: str) -> Observed:
@@ -50,7 +51,9 @@ class Observed:
             if e.detail.get("interrupted_by") is not None and "prompt" in e.detail
         ]
         steps = [local_step(name, flow) for name in result.steps]
-        return cls(flow, result.heard, interrupted, steps, dict(result.vars), result.outcome)
+        texts = tuple((e.detail["to"], e.detail["text"]) for e in result.journal.of_kind("text_queued")
+                      if e.detail.get("new"))
+        return cls(flow, result.heard, interrupted, steps, dict(result.vars), result.outcome, texts)
 
     def sequence(self, subject: str) -> list[str]:
         return list(getattr(self, subject))
@@ -234,6 +237,47 @@ class OutcomeIs(Expectation):
             return []
         return [Failure(self.location, self.label, "the call ended differently",
                         expected=repr(self.value), actual=repr(observed.outcome))]
+
+
+@dataclass(frozen=True)
+class TextExpected:
+    """One item under ``texts:``: who gets it and what it says (exactly, or a part of it)."""
+
+    location: Location
+    to: str | None = None
+    text: str | None = None
+    contains: str | None = None
+
+    def problem(self, to: str, text: str) -> str | None:
+        if self.to is not None and to != self.to:
+            return f"went to {to}, not {self.to}"
+        if self.text is not None and text != self.text:
+            return "says something else"
+        if self.contains is not None and self.contains not in text:
+            return f"does not contain {self.contains!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class TextsMatch(Expectation):
+    """``texts:``: exactly these text messages were queued, in order (``texts: []``: none)."""
+
+    label: str
+    location: Location
+    items: tuple[TextExpected, ...]
+
+    def check(self, observed: Observed) -> list[Failure]:
+        actual = [f"to {to}: {text!r}" for to, text in observed.texts]
+        if len(observed.texts) != len(self.items):
+            return [Failure(self.location, self.label, f"{len(self.items)} text(s) expected, "
+                            f"{len(observed.texts)} queued", actual=show_list(actual) if actual else "no text")]
+        failures = []
+        for index, (item, (to, text)) in enumerate(zip(self.items, observed.texts), start=1):
+            problem = item.problem(to, text)
+            if problem:
+                failures.append(Failure(item.location, f"{self.label}[{index}]", f"text {index} {problem}",
+                                        actual=f"to {to}: {text!r}"))
+        return failures
 
 
 SEQUENCE_KINDS: dict[str, tuple[type[SequenceExpectation], str]] = {

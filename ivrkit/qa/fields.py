@@ -16,6 +16,7 @@ from ivrkit.engine.world import QueueStats, StaticWorld
 from ivrkit.flow.diagnostics import did_you_mean
 from ivrkit.flow.fields import (
     INVALID,
+    Boolean,
     Duration,
     Field,
     Integer,
@@ -28,11 +29,11 @@ from ivrkit.flow.fields import (
     Text,
 )
 from ivrkit.flow.source import Mapping, Node, Scalar, Sequence, describe, plain
-from ivrkit.qa.expect import OutcomeIs, VarExpected, VarsMatch
+from ivrkit.qa.expect import OutcomeIs, TextExpected, TextsMatch, VarExpected, VarsMatch
 from ivrkit.qa.model import Located, ScriptStep
 from ivrkit.sim.script import KEYS, Action, ScriptError, action_from, parse_keys
 from ivrkit.sim.session import ANSWERED, HandoffResult
-from ivrkit.steps.queue import QUEUE_NAME, QUEUE_OUTCOMES
+from ivrkit.steps.queue import OUTCOME_NAME, QUEUE_NAME, QUEUE_OUTCOMES
 from ivrkit.steps.transfer import TRANSFER_OUTCOMES
 
 HANDOFF_OUTCOMES = tuple(o for o in dict.fromkeys([ANSWERED, *QUEUE_OUTCOMES, *TRANSFER_OUTCOMES]) if o != "otherwise")
@@ -82,7 +83,8 @@ class StartTime(Field[dt.datetime]):
 
 
 class HandoffOutcome(Field[str]):
-    """What the dialplan reports: ``answered`` or a queue/dial status, in any letter case."""
+    """What the dialplan reports: ``answered``, a queue/dial status in any letter case, or the outcome of a queue's
+    exit key (``callback``); a near miss of a status is taken for a typo."""
 
     type_name = "hand-off outcome"
 
@@ -90,14 +92,29 @@ class HandoffOutcome(Field[str]):
         if not isinstance(node, Scalar) or not isinstance(node.value, str):
             return ctx.error(node, f"expected a {self.type_name} such as answered or timeout, got {describe(node)}")
         value = node.value.strip().lower()
-        if value not in HANDOFF_OUTCOMES:
+        typo = did_you_mean(value, HANDOFF_OUTCOMES)
+        if value not in HANDOFF_OUTCOMES and (typo or not OUTCOME_NAME.match(value)):
             known = f"use one of: {', '.join(sorted(HANDOFF_OUTCOMES))}"
             return ctx.error(node, f"'{node.value}' is not a hand-off outcome",
-                             did_you_mean(value, HANDOFF_OUTCOMES) or known)
+                             typo or f"{known}, or an exit-key outcome such as callback")
         return value
 
     def json_schema(self) -> dict[str, Any]:
-        return {"enum": sorted(HANDOFF_OUTCOMES)}
+        return {"anyOf": [{"enum": sorted(HANDOFF_OUTCOMES)}, {"type": "string", "pattern": OUTCOME_NAME.pattern}]}
+
+
+def _stat_field(default: object) -> Field[Any]:
+    """A queue statistic's field, by the type of its default: a count, a duration or a flag."""
+    if isinstance(default, bool):
+        return Boolean()
+    return Integer(0) if isinstance(default, int) else Duration()
+
+
+_STATS: dict[str, Field[Any]] = {name: _stat_field(default) for name, default in vars(QueueStats()).items()}
+
+
+def _changes(**stats: Any) -> dict[str, Any]:
+    return {name: value for name, value in stats.items() if value is not None}
 
 
 _HANDOFF = OneOfShape(
@@ -106,6 +123,13 @@ _HANDOFF = OneOfShape(
         {
             "outcome": Option(HandoffOutcome(), "answered, or the queue/dial status (timeout, busy…).", required=True),
             "after": Option(Duration(), "Time spent in the queue or ringing before that, e.g. 10m.", 0.0),
+            "queues": Option(
+                MapOf(Text(QUEUE_NAME, what="queue name"), Record(
+                    {name: Option(field, f"queue statistic `{name}` from then on") for name, field in _STATS.items()},
+                    factory=_changes, what="queue statistics"), "queues"),
+                "Queue statistics that changed meanwhile, e.g. {support: {waiting: 6}}; the others stay.",
+                {},
+            ),
         },
         factory=HandoffResult,
         what="hand-off result",
@@ -134,12 +158,8 @@ def _world(queues: dict[str, QueueStats] | None, maintenance: str | dict[str, st
     return StaticWorld(dict(queues or {}), modes)
 
 
-_COUNT_STATS = ("waiting", "logged_in", "ready", "free", "position")
 QUEUE_STATS = Record(
-    {
-        name: Option(Integer(0) if name in _COUNT_STATS else Duration(), f"queue statistic `{name}`", default)
-        for name, default in vars(QueueStats()).items()
-    },
+    {name: Option(field, f"queue statistic `{name}`", getattr(QueueStats, name)) for name, field in _STATS.items()},
     factory=QueueStats,
     what="queue statistics",
 )
@@ -300,6 +320,40 @@ class OutcomeField(Field[OutcomeIs]):
         return {"type": "string"}
 
 
+_TEXT_ITEM: Record[dict[str, Any]] = Record(
+    {
+        "to": Option(RawText("phone number"), "The number it went to."),
+        "text": Option(RawText("text"), "The whole message."),
+        "contains": Option(RawText("text"), "A part of the message, e.g. the link's address."),
+    },
+    what="expected text",
+)
+
+
+class TextsField(Field[TextsMatch]):
+    """``texts: [{to: "+4915112345678", contains: "https://example.com/continue?t="}]``; a bare item is
+    ``contains``; ``texts: []`` means no text."""
+
+    type_name = "list of texts such as [{to: \"+49…\", contains: \"https://…\"}]"
+
+    def parse(self, node: Node, ctx: ParseContext) -> TextsMatch:
+        if not isinstance(node, Sequence):
+            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}", "write `texts: []` for none")
+        items = []
+        for item in node.items:
+            if isinstance(item, Scalar) and item.value is not None and not isinstance(item.value, bool):
+                items.append(TextExpected(item.location, contains=as_typed(item)))
+                continue
+            values: Any = _TEXT_ITEM.parse(item, ctx)
+            if values is INVALID:
+                return INVALID
+            items.append(TextExpected(item.location, **values))
+        return TextsMatch("expect.texts", node.location, tuple(items))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": {"anyOf": [{"type": "string"}, _TEXT_ITEM.json_schema()]}}
+
+
 EXPECT_HELP = {
     "heard": "Exactly the prompts heard, in order (spoken values as digits:123, number:42).",
     "heard_includes": "Prompts heard in this order, others may come between.",
@@ -314,6 +368,7 @@ EXPECT: Record[dict[str, Any]] = Record(
         **{key: Option(NameList(), help) for key, help in EXPECT_HELP.items()},
         "vars": Option(VarsField(), "Variables at the end of the call (others may exist; null means unset)."),
         "outcome": Option(OutcomeField(), "How the call ended: queue:NAME, transfer:DEST, an outcome label, …"),
+        "texts": Option(TextsField(), "Exactly the text messages queued, in order: [{to, text, contains}]."),
     },
     what="expectations",
 )

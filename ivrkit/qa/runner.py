@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ivrkit.engine.world import QueueStats
 from ivrkit.flow.diagnostics import Diagnostics
 from ivrkit.flow.loader import load_directory
 from ivrkit.flow.model import Flow
@@ -34,7 +35,7 @@ from ivrkit.qa.format import load_suite, resolve
 from ivrkit.qa.model import FlowTest, Suite
 from ivrkit.sim.channel import SimulatedChannel
 from ivrkit.sim.script import CallerScript
-from ivrkit.sim.session import DEFAULT_START, Simulation, SimulationResult
+from ivrkit.sim.session import DEFAULT_START, HandoffResult, Simulation, SimulationResult
 
 PASSED, FAILED, BROKEN, CRASHED = "passed", "failed", "broken", "error"
 
@@ -108,7 +109,7 @@ def run_case(project: Project, case: FlowTest) -> CaseResult:
     setup = case.setup
     options: dict[str, Any] = {"channel_factory": channel}
     for option, value in (("caller_number", setup.caller_number), ("caller_name", setup.caller_name),
-                          ("language", setup.language), ("world", setup.world)):
+                          ("language", setup.language), ("world", setup.world and setup.world.fresh())):
         if value is not None:
             options[option] = value
     if setup.handoffs is not None:
@@ -198,14 +199,27 @@ def describe_setup(case: FlowTest) -> str:
         parts.append(f"language {setup.language}")
     if setup.world is not None:
         for name, stats in setup.world.queues.items():
-            given = ", ".join(f"{stat}={value:g}" for stat, value in vars(stats).items() if value)
-            parts.append(f"queue {name} ({given or 'all 0'})")
+            parts.append(f"queue {name} ({_stats(vars(stats)) or 'all 0'})")
         for flow, mode in setup.world.maintenance_modes.items():
             parts.append(f"maintenance {mode}" + ("" if flow == "*" else f" in {flow}"))
     if setup.handoffs is not None:
-        parts.append("handoffs " + ", ".join(f"{h.outcome} after {h.after:g}s" for h in setup.handoffs.value))
+        handoffs = (f"{h.outcome} after {h.after:g}s{_changes(h)}" for h in setup.handoffs.value)
+        parts.append("handoffs " + ", ".join(handoffs))
     script = ", ".join(step.action.describe() for step in case.script) or "(silent caller)"
     return "; ".join(parts) + f"\n  caller script: {script}"
+
+
+def _stats(stats: dict[str, Any]) -> str:
+    """Queue statistics that differ from an empty queue's, as ``waiting=3, ready=1``."""
+    return ", ".join(f"{stat}={value:g}" for stat, value in stats.items() if value != getattr(QueueStats, stat))
+
+
+def _changes(handoff: HandoffResult) -> str:
+    """What a hand-off result says changed in the queues meanwhile: `` (then support: waiting=6)``."""
+    return "".join(
+        f" (then {queue}: {', '.join(f'{stat}={value:g}' for stat, value in stats.items())})"
+        for queue, stats in handoff.queues.items()
+    )
 
 
 def failure_report(result: CaseResult, transcript: bool = True) -> str:

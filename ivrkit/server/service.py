@@ -1,4 +1,5 @@
-"""``ivrkit serve`` assembled: flows, FastAGI listener, admin endpoint, reloads, signals and the drain.
+"""``ivrkit serve`` assembled: flows, FastAGI listener, admin endpoint, store and outbox worker, reloads,
+signals and the drain.
 
 Signals: SIGTERM (and Ctrl-C) drain the server: no new sessions, running calls finish, then the process
 exits; a second SIGTERM exits at once. SIGHUP reloads the flows now; they are also reloaded when their files
@@ -21,6 +22,12 @@ from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.server.library import FlowLibrary, ReloadReport
 from ivrkit.server.listener import AgiListener, ListenerSettings
 from ivrkit.server.session import SessionHandler, SessionSettings
+from ivrkit.server.world import LiveQueues, LiveWorld
+from ivrkit.sms.links import LinkSigner
+from ivrkit.sms.settings import SmsSettings
+from ivrkit.sms.texts import OutboxTexts
+from ivrkit.sms.worker import OutboxWorker
+from ivrkit.store import SqliteOutbox, open_database
 
 log = logging.getLogger("ivrkit.server")
 
@@ -36,13 +43,23 @@ class ServiceSettings:
     admin_token: str = ""
     reload_seconds: float = 2.0  # 0: reload on SIGHUP only
     drain_seconds: float | None = None  # None: wait for every call however long it takes
+    data_dir: Path = Path(".ivrkit")  # the store and the link-signing key
+    sms: SmsSettings = field(default_factory=SmsSettings)  # default: the console sink (development)
 
 
 class Service:
     def __init__(self, settings: ServiceSettings):
         self.settings = settings
         self.metrics = ServerMetrics()
-        self.library = FlowLibrary(settings.flows, settings.prompts)
+        # The store and the texts come first: the world calls run in is composed from them.
+        self.database = open_database(settings.data_dir)
+        self.outbox = SqliteOutbox(self.database)
+        self.links = LinkSigner.from_data_dir(settings.data_dir)
+        sms = settings.sms
+        self.outbox_worker = OutboxWorker(self.outbox, sms.gateway, sms.retry, metrics=self.metrics)
+        self.texts = OutboxTexts(self.outbox, self.links, sms.link_ttl, on_queued=self.outbox_worker.wake)
+        self.world = LiveWorld(LiveQueues(self.database, metrics=self.metrics), self.texts)
+        self.library = FlowLibrary(settings.flows, settings.prompts, world=self.world)
         self.listener = AgiListener(
             SessionHandler(self.library, self.metrics, settings.session), self.metrics, settings.listener
         )
@@ -61,9 +78,19 @@ class Service:
         self.listener.start()
         if self.settings.admin_port:
             self.admin = AdminServer(
-                self.settings.admin_host, self.settings.admin_port, self.settings.admin_token, self.health, self.metrics
+                self.settings.admin_host,
+                self.settings.admin_port,
+                self.settings.admin_token,
+                self.health,
+                self.metrics,
+                links=self.links,
             )
             self.admin.start()
+        if self.settings.sms.source is None:
+            log.warning("no SMS config (--sms-config, $IVRKIT_SMS_CONFIG): texts are printed on standard output, "
+                        "not sent; fine for development")
+        log.info("store in %s", self.database.path, extra={"data_dir": str(self.settings.data_dir)})
+        self.outbox_worker.start()
         threading.Thread(target=self._watch_flows, name="flow-reload", daemon=True).start()
 
     def run(self) -> int:
@@ -95,6 +122,10 @@ class Service:
         self._reload_now.set()
         if self.admin is not None:
             self.admin.stop()
+        # Unsent texts stay in the outbox for the next start; a send in flight ends within the gateway timeout.
+        if self.outbox_worker.stop(timeout=self.settings.sms.retry.lease):
+            self.settings.sms.gateway.close()
+            self.database.close()
 
     def _on_terminate(self, signum: int, frame: FrameType | None) -> None:
         if self._draining.is_set():

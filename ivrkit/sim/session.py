@@ -33,6 +33,7 @@ class HandoffResult:
 
     outcome: str = ANSWERED
     after: float = 0.0  # seconds spent in the queue or ringing
+    queues: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # statistics that changed meanwhile
 
 
 @dataclass
@@ -105,7 +106,9 @@ class Simulation:
         channel = channel_factory(info, start, script, self.catalog, max_seconds)
         journal = Journal(start)
         journal.listeners.append(channel.on_event)
-        engine = self.engine if world is None else Engine(self.flows, world, self.engine.prompt_language)
+        # each call gets its own world unless one is given, so what one call records never reaches the next
+        world = world or self.world or StaticWorld({}, {})
+        engine = Engine(self.flows, world, self.engine.prompt_language)
         current: dict[str, str | None] = {"flow": flow, "step": None}
 
         def remember(event: Event) -> None:
@@ -135,6 +138,8 @@ class Simulation:
                 target=handoff.target,
                 result=answer.outcome,
             )
+            if answer.queues:
+                engine = Engine(self.flows, _changed(engine.world, answer.queues), engine.prompt_language)
             try:
                 channel.pass_time(answer.after)
             except CallerHungUp:
@@ -150,6 +155,12 @@ class Simulation:
         return SimulationResult(
             outcome, journal, dict(result.state.vars), dict(channel.variables), channel.t, self.catalog, done
         )
+
+
+def _changed(world: World, queues: Mapping[str, Mapping[str, Any]]) -> World:
+    if not isinstance(world, StaticWorld):
+        raise TypeError("queue statistics can change during a simulated call only in a StaticWorld")
+    return world.changed(queues)
 
 
 def simulate(flows: Mapping[str, Flow], flow: str, script: CallerScript, **options: Any) -> SimulationResult:

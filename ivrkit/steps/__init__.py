@@ -13,10 +13,11 @@ from ivrkit.steps.play import Play
 from ivrkit.steps.queue import Queue
 from ivrkit.steps.say import Say
 from ivrkit.steps.set import Set
+from ivrkit.steps.sms import Sms
 from ivrkit.steps.transfer import Transfer
 
 STEP_KINDS: dict[str, type[Step]] = {
-    kind.kind: kind for kind in (Play, Say, Menu, Collect, Set, Branch, Hours, Goto, Queue, Transfer, Hangup)
+    kind.kind: kind for kind in (Play, Say, Menu, Collect, Set, Branch, Hours, Goto, Queue, Transfer, Sms, Hangup)
 }
 
 __all__ = ["COMMON_OPTIONS", "STEP_KINDS", "Step"]

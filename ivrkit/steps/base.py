@@ -63,5 +63,10 @@ class Step:
     def run(self, call: CallContext) -> Transition:
         raise NotImplementedError
 
+    def returned(self, call: CallContext, outcome: str) -> None:
+        """The dialplan gave back a call this step handed off: ``outcome`` is its status, lower-cased, or
+        ``hangup`` when the caller hung up while the dialplan held the call. Called once, before the step
+        maps the outcome (a queue step records the wait there); it may run on a dead channel."""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} at {self.location}>"

@@ -25,6 +25,40 @@ class MenuSpec:
     failed: str | None = None
 
 
+MENU_OPTIONS: dict[str, Option] = {
+    "prompt": Option(segments(), "What the caller hears, e.g. 'for billing press 1'.", required=True),
+    "choices": Option(
+        MapOf(Key(), StepRef(), "choices (key: step)"),
+        'Each key and the step it leads to; quote "*" and "#".',
+        required=True,
+    ),
+    "timeout": Option(
+        Duration(), "How long to wait for a key after the prompt (default 5s, or `defaults.timeout`)."
+    ),
+    "no_input": retry_policy("no_input"),
+    "invalid": retry_policy("invalid"),
+    "failed": Option(StepRef(), "Where to go when the caller used up the tries."),
+}
+
+
+def ask(call: CallContext, spec: MenuSpec) -> Transition:
+    """Play the prompt and wait for a choice, with re-prompts: the menu step's loop, for any step that asks."""
+    attempts = Attempts(spec.no_input, spec.invalid, call.defaults.retries)
+    timeout = spec.timeout if spec.timeout is not None else call.defaults.timeout
+    while True:
+        key = call.play(attempts.next_prompt(spec.prompt), escape=DTMF_KEYS)
+        if key is None:
+            key = call.wait_for_key(timeout)
+        if key is not None and key in spec.choices:
+            call.log("choice", key=key, then=spec.choices[key])
+            return GoTo(spec.choices[key])
+        kind = "no_input" if key is None else "invalid"
+        call.log(kind, key=key, tries=attempts.counts[kind] + 1)
+        if attempts.fail(kind):
+            target = attempts.failed_target(kind, spec.failed)
+            return GoTo(target) if target else Finish("menu-failed")
+
+
 class Menu(Step):
     kind = "menu"
     summary = (
@@ -32,24 +66,7 @@ class Menu(Step):
         "keys are retried separately, with re-prompts; when the tries are used up the caller goes to `failed` "
         "(or the call ends with outcome `menu-failed`)."
     )
-    body = Record(
-        {
-            "prompt": Option(segments(), "What the caller hears, e.g. 'for billing press 1'.", required=True),
-            "choices": Option(
-                MapOf(Key(), StepRef(), "choices (key: step)"),
-                'Each key and the step it leads to; quote "*" and "#".',
-                required=True,
-            ),
-            "timeout": Option(
-                Duration(), "How long to wait for a key after the prompt (default 5s, or `defaults.timeout`)."
-            ),
-            "no_input": retry_policy("no_input"),
-            "invalid": retry_policy("invalid"),
-            "failed": Option(StepRef(), "Where to go when the caller used up the tries."),
-        },
-        factory=MenuSpec,
-        what="menu",
-    )
+    body = Record(MENU_OPTIONS, factory=MenuSpec, what="menu")
     takes_input = True
     example = """\
 main_menu:
@@ -62,18 +79,4 @@ main_menu:
 """
 
     def run(self, call: CallContext) -> Transition:
-        spec: MenuSpec = self.value
-        attempts = Attempts(spec.no_input, spec.invalid, call.defaults.retries)
-        timeout = spec.timeout if spec.timeout is not None else call.defaults.timeout
-        while True:
-            key = call.play(attempts.next_prompt(spec.prompt), escape=DTMF_KEYS)
-            if key is None:
-                key = call.wait_for_key(timeout)
-            if key is not None and key in spec.choices:
-                call.log("choice", key=key, then=spec.choices[key])
-                return GoTo(spec.choices[key])
-            kind = "no_input" if key is None else "invalid"
-            call.log(kind, key=key, tries=attempts.counts[kind] + 1)
-            if attempts.fail(kind):
-                target = attempts.failed_target(kind, spec.failed)
-                return GoTo(target) if target else Finish("menu-failed")
+        return ask(call, self.value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +103,24 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise StoreError(f"{path}: cannot open the store ({exc}); check that the data directory is writable") from exc
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _enable_wal(conn)
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a commit survives a process crash
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting like ``busy_timeout`` would: SQLite answers "database is locked" at once, without
+    its busy handler, when two processes switch a new file at the same moment."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def open_database(data_dir: Path) -> Database:
@@ -149,11 +164,12 @@ def migrate(database: Database) -> None:
 def _statements(sql: str) -> list[str]:
     """Split a migration into statements (executescript would commit our transaction)."""
     statements, current = [], ""
-    for line in sql.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
+    for piece in sql.split(";"):  # at each ';', not at line ends: two statements may share a line
+        current += piece + ";"
+        if sqlite3.complete_statement(current):  # False while the ';' is inside a string or a trigger body
+            if current.strip(" \t\r\n;"):
+                statements.append(current.strip())
             current = ""
-    if current.strip():
+    if current.strip(" \t\r\n;"):  # unterminated (an open quote): let SQLite report it
         statements.append(current.strip())
     return statements

@@ -168,8 +168,37 @@ def test_check_reports_what_only_the_dialplan_cares_about(project: Path, ivrkit:
     status, out, _ = ivrkit("check")
     assert status == 1
     assert [line for line in out.splitlines() if line.startswith("flows/")] == [
-        "flows/sales.yaml:4:3: error: queue 'Support' is queue 'support' (flows/support.yaml:24:53) to Asterisk, "
+        "flows/sales.yaml:4:3: error: queue 'Support' is queue 'support' (flows/support.yaml:28:53) to Asterisk, "
         "whose queue names ignore case",
         "flows/sales.yaml:7:12: error: a queue cannot be called 'general'",
     ]
     assert out.splitlines()[-1] == "2 errors, 0 warnings in 3 flows"
+
+
+def test_check_shows_queue_outcomes_the_exit_keys_do_not_give(project: Path, ivrkit: Run) -> None:
+    text = textwrap.dedent("""\
+        flow: sales
+        start: q
+        queues:
+          sales: {exit_keys: {"1": callback}}
+        steps:
+          q:
+            queue: sales
+            outcomes: {calback: bye}
+          bye:
+            hangup: true
+        """)
+    (project / "flows" / "sales.yaml").write_text(text)
+    status, out, _ = ivrkit("check")
+    assert status == 1
+    assert out.splitlines()[:4] == [
+        "flows/sales.yaml:8:5: warning: exit key '1' of queue 'sales' gives outcome 'callback', which step 'q' does "
+        "not map",
+        "        outcomes: {calback: bye}",
+        "        ^",
+        "    hint: add `callback: <step>` to its `outcomes`, or a caller who presses 1 in the queue ends the call "
+        "with outcome queue-callback",
+    ]
+    assert "flows/sales.yaml:8:16: error: queue 'sales' never gives outcome 'calback': its exit keys give callback" in (
+        out.splitlines())
+    assert "    hint: did you mean 'callback'?" in out.splitlines()

@@ -8,8 +8,9 @@ import string
 import pytest
 
 from ivrkit.compiler import dialplan, reload
-from ivrkit.compiler.dialplan import UnsafeValue, arg, comment, filter_set, name, parse_agi_url
-from ivrkit.steps.queue import QUEUE_NAME
+from ivrkit.compiler.dialplan import UnsafeValue, arg, comment, filter_set, key, name, parse_agi_url, sound
+from ivrkit.flow.fields import NAME_PATTERN
+from ivrkit.steps.queue import OUTCOME_NAME, QUEUE_NAME
 from ivrkit.steps.transfer import DESTINATION
 
 
@@ -92,6 +93,29 @@ def test_the_destination_filter_keeps_exactly_what_a_destination_may_hold() -> N
     allowed = {char for char in printable() if any(DESTINATION.match(probe.format(char)) for probe in probes)}
     assert set(dialplan.DESTINATION_CHARACTERS) == allowed
     assert not {"&", ",", "(", ")", "$", "{", "}", "|", ";", '"'} & allowed
+
+
+def test_the_flow_filter_keeps_exactly_what_a_flow_name_may_hold() -> None:
+    allowed = {char for char in printable() if NAME_PATTERN.match(f"a{char}")}
+    assert set(dialplan.FLOW_CHARACTERS) == allowed
+
+
+def test_the_outcome_filter_keeps_statuses_and_exit_key_outcomes_and_nothing_else() -> None:
+    allowed = {char for char in printable() if OUTCOME_NAME.match(f"a{char}") or char.isupper()}
+    assert set(dialplan.OUTCOME_CHARACTERS) == allowed
+    assert not {"&", "?", "=", "/", "%", " "} & allowed  # nothing that would change the resume URL
+
+
+@pytest.mark.parametrize("value", ["", "12", "a", ",", "1;", "\n", "${X}"])
+def test_only_a_dtmf_key_becomes_an_exit_extension(value: str) -> None:
+    with pytest.raises(UnsafeValue):
+        key(value)
+
+
+@pytest.mark.parametrize("value", ["", "/etc/passwd", "en/../x", "en//x", "a,b", "en/x y", "en/${X}", "a\nb"])
+def test_a_sound_path_is_plain_names_between_slashes(value: str) -> None:
+    with pytest.raises(UnsafeValue):
+        sound(value)
 
 
 def test_filter_sets_put_the_dash_first_and_refuse_what_filter_would_misread() -> None:

@@ -37,7 +37,13 @@ def test_the_example_flows_plan() -> None:
     assert queues["billing"].flows == ("billing", "support") and queues["billing"].declared_in == "billing.yaml"
     assert queues["vip"].settings.ring_timeout == 20 and queues["vip"].settings.join_empty == (
         "paused", "unavailable", "invalid")  # fmt: skip
-    assert result.contexts == ["ivrkit-billing", "ivrkit-billing-hangup", "ivrkit-support", "ivrkit-support-hangup"]
+    assert result.contexts == ["ivrkit-billing", "ivrkit-billing-hangup", "ivrkit-support", "ivrkit-support-hangup",
+                               "ivrkit-exit-billing"]  # fmt: skip
+    assert queues["billing"].exit_context == "ivrkit-exit-billing" and queues["support"].exit_context is None
+    assert queues["billing"].periodic == ("en/ivrkit/pay-online-while-waiting",)
+    (exit_billing,) = result.exits
+    assert exit_billing.keys == (("2", "pay-online"),)
+    assert [flow.flow for flow in exit_billing.flows] == ["billing", "support"]  # both queue callers there
     assert result.sources == ("billing.yaml", "support.yaml")
 
 
@@ -153,3 +159,115 @@ def test_the_plan_does_not_depend_on_the_order_flows_come_in() -> None:
     assert forward is not None and backward is not None
     assert [f.flow for f in forward.flows] == ["a", "b", "c"] == [f.flow for f in backward.flows]
     assert forward.queues == backward.queues
+
+
+EXITS = """\
+flow: {name}
+start: q
+queues:
+  support:
+    exit_keys: {{"1": callback, "#": text}}
+steps:
+  q:
+    queue: support
+    outcomes: {outcomes}
+  a:
+    hangup: true
+"""
+
+
+def test_exit_keys_lead_back_to_every_flow_whose_context_queues_a_call_there() -> None:
+    declaring = EXITS.format(name="a", outcomes="{callback: a, text: a}")
+    fallback = "flow: b\nstart: bye\ndialplan:\n  fallback: {queue: support}\nsteps:\n  bye:\n    hangup: true\n"
+    elsewhere = QUEUE.format(name="c", queue="other")
+    result, diagnostics = plan(declaring, fallback, elsewhere)
+    assert result is not None and not diagnostics.items, diagnostics.render()
+    (queue_exit,) = result.exits
+    assert (queue_exit.queue, queue_exit.context, queue_exit.keys) == (
+        "support", "ivrkit-exit-support", (("1", "callback"), ("#", "text")))  # fmt: skip
+    assert [flow.flow for flow in queue_exit.flows] == ["a", "b"]  # b's fallback queues callers there too
+
+
+def test_an_outcome_the_queue_never_gives_is_an_error_with_a_guess() -> None:
+    result, diagnostics = plan(EXITS.format(name="a", outcomes="{callbak: a, text: a, timout: a}"))
+    assert result is None
+    assert messages(diagnostics) == [
+        "flow0.yaml:9:5: warning: exit key '1' of queue 'support' gives outcome 'callback', which step 'q' does "
+        "not map",
+        "flow0.yaml:9:16: error: queue 'support' never gives outcome 'callbak': its exit keys give callback, text",
+        "flow0.yaml:9:37: error: queue 'support' never gives outcome 'timout': its exit keys give callback, text",
+    ]
+    assert [d.hint for d in diagnostics][1:] == ["did you mean 'callback'?", "did you mean 'timeout'?"]
+    text = QUEUE.format(name="b", queue="plain") + "    outcomes: {callback: bye}\n  bye:\n    hangup: true\n"
+    _, diagnostics = plan(text)
+    assert messages(diagnostics) == [
+        "flow0.yaml:6:16: error: queue 'plain' never gives outcome 'callback': it has no exit keys",
+    ]
+    assert diagnostics.items[0].hint == (
+        "declare a key for it in `queues: {plain: {exit_keys: ...}}`, or use one of timeout, full, joinempty, "
+        "leaveempty, joinunavail, leaveunavail, continue, otherwise"
+    )
+
+
+def test_an_exit_key_a_queue_step_does_not_map_is_a_warning_unless_it_has_otherwise() -> None:
+    _, diagnostics = plan(EXITS.format(name="a", outcomes="{callback: a}"))
+    assert messages(diagnostics) == [
+        "flow0.yaml:9:5: warning: exit key '#' of queue 'support' gives outcome 'text', which step 'q' does not map",
+    ]
+    assert diagnostics.items[0].hint == (
+        "add `text: <step>` to its `outcomes`, or a caller who presses # in the queue ends the call with outcome "
+        "queue-text"
+    )
+    result, diagnostics = plan(EXITS.format(name="a", outcomes="{otherwise: a}"))
+    assert result is not None and not diagnostics.items, diagnostics.render()
+
+
+def test_exit_keys_whose_context_a_flow_already_has_are_refused() -> None:
+    declaring = EXITS.format(name="a", outcomes="{callback: a, text: a}")
+    _, diagnostics = plan(declaring, QUEUE.format(name="exit-support", queue="other"))
+    assert messages(diagnostics) == [
+        "flow0.yaml:4:3: error: the exit keys of queue 'support' would compile to context 'ivrkit-exit-support', "
+        "which is already a flow's context",
+    ]
+
+
+OVERFLOW = """\
+flow: a
+start: q
+queues:
+  spare: {{exit_keys: {{"3": text}}}}
+steps:
+  q:
+    queue: main
+    overflow:
+      - when: {{position_over: 5}}
+        queue: spare
+    outcomes: {outcomes}
+  bye:
+    hangup: true
+"""
+
+
+def test_an_overflow_queue_is_compiled_and_its_exit_keys_are_outcomes_of_the_step() -> None:
+    result, diagnostics = plan(OVERFLOW.format(outcomes="{text: bye, timeout: bye}"))
+    assert result is not None and not diagnostics.items, diagnostics.render()
+    (flow,) = result.flows
+    assert [queue.name for queue in flow.queues] == ["main", "spare"]  # the dialplan may queue callers in both
+    assert [queue.name for queue in result.queues] == ["main", "spare"]
+    (spare_exit,) = result.exits
+    assert [f.flow for f in spare_exit.flows] == ["a"]
+    _, diagnostics = plan(OVERFLOW.format(outcomes="{txt: bye}"))
+    assert messages(diagnostics)[-1] == (
+        "flow0.yaml:11:16: error: queue 'main' (or its overflow 'spare') never gives outcome 'txt': their exit keys "
+        "give text"
+    )
+
+
+def test_a_flow_that_queues_calls_has_a_hang_up_handler_even_without_on_hangup() -> None:
+    # the handler's session tells the server how the wait ended (answered or abandoned) for the wait estimates
+    result, diagnostics = plan(QUEUE.format(name="a", queue="main"), "flow: b\nstart: bye\nsteps:\n  bye:\n"
+                               "    hangup: true\n")  # fmt: skip
+    assert result is not None, diagnostics.render()
+    queueing, not_queueing = result.flows
+    assert queueing.hangup_context == "ivrkit-a-hangup"
+    assert not_queueing.hangup_context is None

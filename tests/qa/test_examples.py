@@ -33,7 +33,7 @@ def test_every_example_suite_passes_with_the_cli(capsys: pytest.CaptureFixture[s
     assert len(passed) >= 40
     assert out.splitlines()[-1] == f"{len(passed)} passed, 0 failed"
     support_row = next(line for line in out.splitlines() if line.startswith("support "))
-    assert support_row.split()[1:] == ["20/20", "100.0%", "8/8", "100.0%", "18/18", "100.0%"]
+    assert support_row.split()[1:] == ["24/24", "100.0%", "8/8", "100.0%", "28/28", "100.0%"]
 
 
 MUTATIONS = [
@@ -56,11 +56,15 @@ MUTATIONS = [
     ("billing.yaml", "waiting >= 10", "waiting > 10", {"long queue, caller prefers to pay online"}),
     ("billing.yaml", "pattern: \"^[1-9][0-9]+$\"", "pattern: \"^[0-9]+$\"",
      {"an account number starting with 0 is re-prompted with more and more help"}),
+    ("support.yaml", "estimate_over: 20m", "estimate_over: 90m",
+     {"a wait over 20 minutes is offered help online", "a wait over 20 minutes, the caller keeps waiting"}),
+    ("support.yaml", "wording: about, min_answered: 5", "wording: about, min_answered: 3",
+     {"too few answered calls give the safe phrase instead of a number"}),
 ]
 
 
 IDS = ["vip rule", "holiday", "opening hours", "re-prompt order", "menu failure", "cancel key", "hang-up handler",
-       "operator busy", "queue threshold", "account pattern"]
+       "operator busy", "queue threshold", "account pattern", "overflow threshold", "minimum data"]
 
 
 @pytest.mark.parametrize("file, old, new, expected", MUTATIONS, ids=IDS)

@@ -122,7 +122,8 @@ CASES = [
     ("a: {menu: {prompt: m, choices: {'1': a}, timeout: 500ms}}", True),
     ("a: {menu: {prompt: m}}", False),  # choices required
     ("a: {queue: support, outcomes: {timeout: a}}", True),
-    ("a: {queue: support, outcomes: {timout: a}}", False),
+    ("a: {queue: support, outcomes: {callback: a}}", True),  # an exit-key outcome (checked with the queue's keys)
+    ("a: {queue: support, outcomes: {Timeout: a}}", False),  # outcomes are lower case
     ("a: {transfer: {to: PJSIP/op, timeout: 20s}, outcomes: {busy: a}}", True),
     ("a: {hangup: }", True),
     ("a: {hangup: {play: bye, outcome: done}}", True),

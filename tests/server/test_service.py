@@ -3,93 +3,37 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
 import signal
 import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.agi.pbx import FakePbx, Transcript, environment
 from tests.server.conftest import DESK, write_flows
+from tests.server.process import ServeProcess
 from tests.server.test_listener import readline
 
-TOKEN = "test-token-0123456789abcdef"
 
+class Server(ServeProcess):
+    """The server with the test flows, ready once its admin endpoint listens."""
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
     def __init__(self, flows: Path, tmp: Path, reload_interval: float = 0.2):
-        self.port, self.admin_port = free_port(), free_port()
-        env = {**os.environ, "IVRKIT_ADMIN_TOKEN": TOKEN}
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from ivrkit.cli import main; sys.exit(main())", "serve",
-             "--flows", str(flows), "--prompts", str(tmp / "no-prompts"), "--port", str(self.port),
-             "--admin-port", str(self.admin_port), "--reload-interval", str(reload_interval), "--log-format", "json"],
-            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp,
-        )  # fmt: skip
-        self.logs: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.seen: list[dict[str, Any]] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__(flows, tmp, "--reload-interval", str(reload_interval))
         self.wait_log(lambda r: r["msg"].startswith("admin endpoint"))
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            try:
-                self.logs.put(json.loads(line))
-            except json.JSONDecodeError:
-                self.logs.put({"msg": line.rstrip(), "level": "RAW"})
-
-    def wait_log(self, match: Callable[[dict[str, Any]], bool], timeout: float = 15) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            record = self.logs.get(timeout=max(0.01, deadline - time.monotonic()))
-            self.seen.append(record)
-            if match(record):
-                return record
 
     def call(self, actions: list[str] | None = None) -> Transcript:
         return FakePbx("desk", ["1"] if actions is None else actions).run(
             socket.create_connection(("127.0.0.1", self.port))
         )
 
-    def get(self, path: str, token: str | None = TOKEN) -> tuple[int, str]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            body = error.read().decode()
-            error.close()
-            return error.code, body
-
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     server = Server(write_flows(tmp_path / "flows", desk=DESK), tmp_path)
     yield server
-    if server.process.poll() is None:
-        server.process.kill()
-    server.process.wait(10)
-    assert server.process.stderr is not None
-    server.process.stderr.close()
+    server.close()
 
 
 def test_sigterm_drains_running_calls_then_exits(server: Server) -> None:
@@ -143,10 +87,7 @@ def test_sighup_reloads_now(tmp_path: Path) -> None:
         server.wait_log(lambda r: r["msg"].startswith("flows loaded"))
         assert server.call().played[0] == "en/ivrkit/hello"
     finally:
-        server.process.kill()
-        server.process.wait(10)
-        assert server.process.stderr is not None
-        server.process.stderr.close()
+        server.close()
 
 
 def test_admin_endpoint_needs_the_token_and_reports(server: Server) -> None:

@@ -1,0 +1,117 @@
+"""The world live calls run in: Asterisk's queue figures merged with the estimate log, and texts through the outbox.
+
+:class:`LiveWorld` is what ``ivrkit serve`` gives the engine; each concern is a part of its own.
+
+The queue part: Asterisk's figures for a queue, merged with what the estimate log learnt.
+
+Asterisk knows the queue now (callers waiting, agents logged in, ready, paused) and keeps moving averages of
+hold and talk time since its last restart; it does not know how many calls were answered *recently*, which the
+minimum-data rule needs. The estimate log does: every call the flows queued, and how its wait ended. So
+:meth:`LiveQueues.queue` takes the live figures from the call's AGI channel (``queue_stats``: one round trip)
+and replaces ``answered`` with the log's count of calls answered within ``window`` seconds, and ``avg_talk``
+with their average talk time when they told one.
+
+The log is bookkeeping: when the store fails, a call goes on with Asterisk's figures alone and the failure is
+logged, never raised into the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ivrkit.engine.world import QueueExit, QueueJoin, QueueStats, SentText, TextRequest
+from ivrkit.queueing.announce import SAID_NUMBER, SAID_OFF
+from ivrkit.steps.queue import ANSWERED
+from ivrkit.store.database import Database, StoreError
+from ivrkit.store.estimates import SqliteEstimateLog
+
+if TYPE_CHECKING:
+    from ivrkit.engine.channel import Channel
+    from ivrkit.ops.metrics import ServerMetrics
+    from ivrkit.sms.texts import OutboxTexts
+
+log = logging.getLogger("ivrkit.queues")
+
+DEFAULT_WINDOW = 3600.0  # seconds of answered calls the estimator learns from
+
+
+class LiveQueues:
+    """``World.queue``, ``queue_joined`` and ``queue_left`` for the live server (the lead's ``LiveWorld`` holds
+    one). ``metrics`` counts announcements and the error of announced waits."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        window: float = DEFAULT_WINDOW,
+        metrics: ServerMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        if window <= 0:
+            raise ValueError(f"the estimate window must be positive seconds, not {window}")
+        self.log = SqliteEstimateLog(database)
+        self.window = window
+        self.metrics = metrics
+        self.clock = clock
+
+    def queue(self, name: str, channel: Channel) -> QueueStats:
+        read = getattr(channel, "queue_stats", None)  # the AGI channel's; a channel without it knows no queue
+        stats: QueueStats = read(name) if callable(read) else QueueStats()
+        try:
+            recent = self.log.recent(name, self.clock() - self.window)
+        except (StoreError, sqlite3.Error) as error:
+            log.warning("estimate log not read, using Asterisk's figures for queue %s: %s", name, error)
+            return stats
+        talk = stats.avg_talk if recent.avg_talk is None else recent.avg_talk
+        return replace(stats, answered=recent.answered, avg_talk=talk)
+
+    def queue_joined(self, join: QueueJoin) -> None:
+        if self.metrics is not None and join.said != SAID_OFF:
+            self.metrics.wait_estimate(join.queue, join.said)
+        try:
+            self.log.joined(join)
+        except (StoreError, sqlite3.Error) as error:
+            log.warning("estimate for queue %s not logged: %s", join.queue, error)
+
+    def queue_left(self, left: QueueExit) -> None:
+        try:
+            row = self.log.left(left)
+        except (StoreError, sqlite3.Error) as error:
+            log.warning("wait in queue %s not logged: %s", left.queue, error)
+            return
+        if row is None:
+            log.info("wait in queue %s not logged: the call's join was not logged", left.queue)
+            return
+        if self.metrics is None or row.estimate is None:
+            return
+        if row.said == SAID_NUMBER and left.result == ANSWERED:  # the error of what callers were told
+            self.metrics.wait_estimate_error(left.queue, left.wait, row.estimate)
+
+
+class LiveWorld:
+    """The engine's :class:`~ivrkit.engine.world.World` on the live server: queues from :class:`LiveQueues`,
+    texts through the durable outbox. Maintenance modes are not read yet (no flow is in maintenance)."""
+
+    def __init__(self, queues: LiveQueues, texts: OutboxTexts):
+        self.queues = queues
+        self.texts = texts
+
+    def queue(self, name: str, channel: Channel) -> QueueStats:
+        return self.queues.queue(name, channel)
+
+    def queue_joined(self, join: QueueJoin) -> None:
+        self.queues.queue_joined(join)
+
+    def queue_left(self, left: QueueExit) -> None:
+        self.queues.queue_left(left)
+
+    def send_text(self, request: TextRequest) -> SentText:
+        return self.texts.send_text(request)
+
+    def maintenance(self, flow: str) -> str | None:
+        return None
