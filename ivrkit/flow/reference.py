@@ -55,7 +55,10 @@ QUEUE_STATS: dict[str, str] = {
     "free": "Agents not on a call and not paused (agents in wrap-up included).",
     "avg_hold": "Average wait before an answer, in seconds.",
     "avg_talk": "Average talk time, in seconds.",
-    "longest_wait": "Longest current wait, in seconds.",
+    "longest_wait": (
+        "Longest current wait, in seconds. Flow tests only for now: Asterisk's dialplan functions do not give "
+        "it, so a live call reads 0 until the server reads queues over AMI."
+    ),
     "position": "This caller's position on joining (live: waiting + 1; 0 in a flow test: waiting + 1).",
     "paused": "Agents logged in but paused.",
     "answered": "Calls answered recently (the live server counts those of the last hour it queued).",
