@@ -31,7 +31,8 @@ from ivrkit.flow.fields import (
     Text,
 )
 from ivrkit.flow.source import Node, Scalar
-from ivrkit.queueing.announce import ANNOUNCE_FIELD, Announcement, AnnounceSpec, announcement
+from ivrkit.queueing.announce import ANNOUNCE_FIELD, SAID_OFF, Announcement, AnnounceSpec, announcement
+from ivrkit.queueing.estimator import Estimate
 from ivrkit.queueing.overflow import OverflowRules, Problem, Rule, Situation, first_match, problems
 from ivrkit.steps.handoff import HandOffStep
 from ivrkit.steps.menu import MENU_OPTIONS, MenuSpec, ask
@@ -49,6 +50,8 @@ QUEUE_OUTCOMES = ("timeout", "full", "joinempty", "leaveempty", "joinunavail", "
 OUTCOME_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 OUTCOME_HINT = "an outcome is a queue status or an exit-key outcome: lower-case letters, digits and '-', e.g. callback"
 KEEP = "keep"  # an offer's choice that joins the queue after all
+# the join of a step that neither announces nor has overflow rules: its figures are never read
+UNREAD = Announcement(0, Estimate(None, "none", "figures not read: no announce, no overflow rules"), SAID_OFF)
 ANSWERED, ABANDONED, HANGUP = "answered", "abandoned", "hangup"
 
 
@@ -190,6 +193,10 @@ support_queue:
         if call.resumed_outcome is not None:
             return super().run(call)
         spec = self.spec
+        if not self.rules and self.settings.get("announce") is None:
+            # nothing to say, nothing to decide: the figures are not read (a round trip to Asterisk saved per
+            # call); the join is still logged, so this queue's answered waits teach the estimator
+            return self._join(call, spec, UNREAD)
         stats = call.world.queue(spec.name, call.channel)
         plan = self._plan(call, spec, stats)
         rule = self._overflow(call, stats, plan)

@@ -171,9 +171,25 @@ def test_a_transfer_after_the_queue_records_nothing_more(call: Call) -> None:
     assert [(join.queue, join.said) for join in place.joined] == [("support", "off")]
 
 
-def test_a_step_without_announce_says_nothing(call: Call) -> None:
+class CountingWorld(StaticWorld):
+    """Counts the queue figures read (on a live call each read is a round trip to Asterisk)."""
+
+    reads = 0
+
+    def queue(self, name: str, channel: Any) -> QueueStats:
+        self.reads += 1
+        return super().queue(name, channel)
+
+
+def test_a_step_without_announce_or_overflow_says_nothing_reads_nothing_and_still_logs_the_join(call: Call) -> None:
     flows = "flow: t\nstart: join\nsteps:\n  join: {queue: support}\n"
-    result = call(flows, world=world(support=BUSY))
-    assert result.heard == []
-    assert of_kind(result, "estimate")[0]["said"] == "off"
+    place = CountingWorld({"support": BUSY}, {})
+    result = call(flows, world=place)
+    assert result.heard == [] and of_kind(result, "estimate") == []
+    assert place.reads == 0
+    assert [(join.queue, join.said, join.estimate) for join in place.joined] == [("support", "off", None)]
+    place = CountingWorld({"support": BUSY}, {})
+    call(flows.replace("{queue: support}", "{queue: support, announce: {position: false, wait: false}}"), world=place)
+    assert place.reads == 1  # an announce block, even a silent one, estimates (and logs) every join
+    assert [(join.said, join.estimate) for join in place.joined] == [("off", 210)]  # 4 x 210 s / 4 agents
 
