@@ -58,7 +58,8 @@ class Service:
         sms = settings.sms
         self.outbox_worker = OutboxWorker(self.outbox, sms.gateway, sms.retry, metrics=self.metrics)
         self.texts = OutboxTexts(self.outbox, self.links, sms.link_ttl, on_queued=self.outbox_worker.wake)
-        self.world = LiveWorld(LiveQueues(self.database, metrics=self.metrics), self.texts)
+        self.queues = LiveQueues(self.database, metrics=self.metrics)
+        self.world = LiveWorld(self.queues, self.texts)
         self.library = FlowLibrary(settings.flows, settings.prompts, world=self.world)
         self.listener = AgiListener(
             SessionHandler(self.library, self.metrics, settings.session), self.metrics, settings.listener
@@ -123,7 +124,8 @@ class Service:
         if self.admin is not None:
             self.admin.stop()
         # Unsent texts stay in the outbox for the next start; a send in flight ends within the gateway timeout.
-        if self.outbox_worker.stop(timeout=self.settings.sms.retry.lease):
+        queues_written = self.queues.close()
+        if self.outbox_worker.stop(timeout=self.settings.sms.retry.lease) and queues_written:
             self.settings.sms.gateway.close()
             self.database.close()
 

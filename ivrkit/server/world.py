@@ -11,8 +11,9 @@ minimum-data rule needs. The estimate log does: every call the flows queued, and
 and replaces ``answered`` with the log's count of calls answered within ``window`` seconds, and ``avg_talk``
 with their average talk time when they told one.
 
-The log is bookkeeping: when the store fails, a call goes on with Asterisk's figures alone and the failure is
-logged, never raised into the call.
+The log is bookkeeping: its writes go through a :class:`~ivrkit.store.writer.BackgroundWriter`, so a call
+never waits for a commit, and when the store fails a call goes on with Asterisk's figures alone and the
+failure is logged, never raised into the call.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ivrkit.queueing.announce import SAID_NUMBER, SAID_OFF
 from ivrkit.steps.queue import ANSWERED
 from ivrkit.store.database import Database, StoreError
 from ivrkit.store.estimates import SqliteEstimateLog
+from ivrkit.store.writer import BackgroundWriter, Write
 
 if TYPE_CHECKING:
     from ivrkit.engine.channel import Channel
@@ -55,6 +57,7 @@ class LiveQueues:
         if window <= 0:
             raise ValueError(f"the estimate window must be positive seconds, not {window}")
         self.log = SqliteEstimateLog(database)
+        self.writer = BackgroundWriter(database, "estimate-log")
         self.window = window
         self.metrics = metrics
         self.clock = clock
@@ -73,24 +76,33 @@ class LiveQueues:
     def queue_joined(self, join: QueueJoin) -> None:
         if self.metrics is not None and join.said != SAID_OFF:
             self.metrics.wait_estimate(join.queue, join.said)
-        try:
-            self.log.joined(join)
-        except (StoreError, sqlite3.Error) as error:
-            log.warning("estimate for queue %s not logged: %s", join.queue, error)
+        self._submit(lambda conn: self.log.joined_in(conn, join), f"estimate for queue {join.queue} not logged")
 
     def queue_left(self, left: QueueExit) -> None:
+        answered = left.result == ANSWERED
+
+        def write(conn: sqlite3.Connection) -> None:
+            row = self.log.left_in(conn, left)
+            if row is None:
+                log.info("wait in queue %s not logged: the call's join was not logged", left.queue)
+            elif self.metrics is not None and row.estimate is not None and row.said == SAID_NUMBER and answered:
+                self.metrics.wait_estimate_error(left.queue, left.wait, row.estimate)  # what callers were told
+
+        self._submit(write, f"wait in queue {left.queue} not logged")
+
+    def _submit(self, write: Write, failure: str) -> None:
         try:
-            row = self.log.left(left)
-        except (StoreError, sqlite3.Error) as error:
-            log.warning("wait in queue %s not logged: %s", left.queue, error)
-            return
-        if row is None:
-            log.info("wait in queue %s not logged: the call's join was not logged", left.queue)
-            return
-        if self.metrics is None or row.estimate is None:
-            return
-        if row.said == SAID_NUMBER and left.result == ANSWERED:  # the error of what callers were told
-            self.metrics.wait_estimate_error(left.queue, left.wait, row.estimate)
+            self.writer.submit(write, failure)
+        except StoreError as error:
+            log.warning("%s: %s", failure, error)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the joins and waits reported so far are in the log (tests, and before the store closes)."""
+        return self.writer.flush(timeout)
+
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Write what is queued and stop the writer."""
+        return self.writer.close(timeout)
 
 
 class LiveWorld:

@@ -81,6 +81,17 @@ class Database:
     def read(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[sqlite3.Row]:
         return self.connection().execute(sql, params).fetchall()
 
+    def release(self) -> None:
+        """Close this thread's connection, if it has one: a thread that is about to end calls it."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+
     def close(self) -> None:
         """Close every thread's connection (call once the threads using it are done)."""
         with self._lock:

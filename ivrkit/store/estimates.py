@@ -109,22 +109,32 @@ class SqliteEstimateLog:
 
     def joined(self, join: QueueJoin) -> LoggedWait:
         with self.database.transaction() as conn:
-            row = conn.execute(
-                "INSERT INTO queue_waits (uniqueid, flow, queue, position, estimate, said, method, joined_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (join.uniqueid, join.flow, join.queue, join.position, join.estimate, join.said, join.method,
-                 join.at.timestamp()),
-            ).fetchone()
-        return LoggedWait.from_row(row)
+            return self.joined_in(conn, join)
 
     def left(self, left: QueueExit) -> LoggedWait | None:
         with self.database.transaction() as conn:
-            row = conn.execute(
-                "UPDATE queue_waits SET wait = ?, talk = ?, result = ?, left_at = ? WHERE id = ("
-                "SELECT id FROM queue_waits WHERE uniqueid = ? AND queue = ? AND result IS NULL "
-                "ORDER BY joined_at DESC, id DESC LIMIT 1) RETURNING *",
-                (left.wait, left.talk, left.result, left.at.timestamp(), left.uniqueid, left.queue),
-            ).fetchone()
+            return self.left_in(conn, left)
+
+    @staticmethod
+    def joined_in(conn: sqlite3.Connection, join: QueueJoin) -> LoggedWait:
+        """:meth:`joined` inside the caller's transaction (a :class:`~ivrkit.store.writer.BackgroundWriter` batch)."""
+        row = conn.execute(
+            "INSERT INTO queue_waits (uniqueid, flow, queue, position, estimate, said, method, joined_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (join.uniqueid, join.flow, join.queue, join.position, join.estimate, join.said, join.method,
+             join.at.timestamp()),
+        ).fetchone()
+        return LoggedWait.from_row(row)
+
+    @staticmethod
+    def left_in(conn: sqlite3.Connection, left: QueueExit) -> LoggedWait | None:
+        """:meth:`left` inside the caller's transaction."""
+        row = conn.execute(
+            "UPDATE queue_waits SET wait = ?, talk = ?, result = ?, left_at = ? WHERE id = ("
+            "SELECT id FROM queue_waits WHERE uniqueid = ? AND queue = ? AND result IS NULL "
+            "ORDER BY joined_at DESC, id DESC LIMIT 1) RETURNING *",
+            (left.wait, left.talk, left.result, left.at.timestamp(), left.uniqueid, left.queue),
+        ).fetchone()
         return None if row is None else LoggedWait.from_row(row)
 
     def recent(self, queue: str, since: float) -> Recent:

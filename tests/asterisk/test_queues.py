@@ -166,7 +166,8 @@ def server(
     """The FastAGI server for the flow, the compiled files loaded, and the members back in their places."""
     metrics = ServerMetrics()
     texts = OutboxTexts(SqliteOutbox(database), LinkSigner.from_data_dir(tmp_path / "data"), 3600)
-    library = FlowLibrary(project, ROOT / "prompts", LiveWorld(LiveQueues(database, metrics=metrics), texts))
+    queues = LiveQueues(database, metrics=metrics)
+    library = FlowLibrary(project, ROOT / "prompts", LiveWorld(queues, texts))
     assert library.reload().ok
     handler = RecordingHandler(library, metrics)
     listener = AgiListener(handler, handler.metrics, ListenerSettings(port=0))
@@ -189,6 +190,14 @@ def server(
         yield Server(listener, handler)
     finally:
         listener.stop_accepting()
+        queues.close()
+
+
+def logged_waits(server: Server) -> LiveQueues:
+    """The estimate log's writer behind the server (flush it before reading the log)."""
+    world = server.handler.library.world
+    assert isinstance(world, LiveWorld)
+    return world.queues
 
 
 @pytest.fixture
@@ -297,6 +306,7 @@ def test_after_an_answered_queue_call_the_hangup_handler_reads_the_talk_time_and
     assert hangup.journal.of_kind("session")[0].detail["resumed"] == "hangup"
     assert int(hangup.state.vars["talked"]) >= 1  # ANSWEREDTIME (Asterisk 22.9+)
     assert str(hangup.state.vars["left_after"]).isdigit()  # QUEUEWAIT
+    assert logged_waits(server).flush(10)
     (logged,) = SqliteEstimateLog(database).entries("helpdesk")  # the hang-up handler told the estimate log
     # the step announces nothing and has no overflow rules: no figures read, the join logged without them
     assert (logged.uniqueid, logged.result, logged.position, logged.estimate) == (call.ivr_id, "answered", 0, None)
@@ -325,6 +335,7 @@ def test_a_caller_who_hangs_up_waiting_reads_a_talk_time_of_zero(
     assert hangup.journal.of_kind("session")[0].detail["resumed"] == "hangup"
     assert str(hangup.state.vars["talked"]) == "0"
     assert str(hangup.state.vars["left_after"]).isdigit()
+    assert logged_waits(server).flush(10)
     (logged,) = SqliteEstimateLog(database).entries("helpdesk")
     assert (logged.uniqueid, logged.result, logged.talk) == (call.ivr_id, "abandoned", None)
 

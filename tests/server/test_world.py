@@ -114,6 +114,7 @@ def call_through_the_queue(live: LiveQueues, **after: str) -> QueueChannel:
     call.pass_time(300)
     call.variables.update(after)
     engine.run_hangup(call, "q")
+    assert live.flush(10)  # the log is written by the writer thread
     return call
 
 
@@ -165,11 +166,12 @@ def test_a_failing_store_never_reaches_the_call(database: Database, caplog: pyte
     live = LiveQueues(database, clock=NOW.timestamp)
     with database.transaction() as conn:
         conn.execute("DROP TABLE queue_waits")
-    caplog.set_level(logging.WARNING, "ivrkit.queues")
+    caplog.set_level(logging.WARNING)
     assert live.queue("support", channel()) == ASTERISK
     join = QueueJoin("x", "f", "support", 1, None, "safe", "position", NOW)
     live.queue_joined(join)
     live.queue_left(QueueExit("x", "f", "support", 1.0, "answered", None, NOW))
+    assert live.close(10)
     assert [record.getMessage().split(":")[0] for record in caplog.records] == [
         "estimate log not read, using Asterisk's figures for queue support",
         "estimate for queue support not logged",
