@@ -203,11 +203,11 @@ class Route:
     """What the URL path after the host asks for: ``support``, ``support/resume?outcome=TIMEOUT&x=1``."""
 
     flow: str
-    mode: str  # "start", "resume" or "hangup"
+    mode: str  # "start", "resume", "hangup" (the caller has left) or "callback" (an answered callback leg)
     params: dict[str, str]
 
 
-ROUTE_MODES = ("resume", "hangup")
+ROUTE_MODES = ("resume", "hangup", "callback")
 _FLOW_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -218,6 +218,8 @@ def parse_route(script: str) -> Route:
     Route(flow='support', mode='start', params={})
     >>> parse_route("/billing/resume?outcome=TIMEOUT&lang=de")
     Route(flow='billing', mode='resume', params={'outcome': 'TIMEOUT', 'lang': 'de'})
+    >>> parse_route("support/callback?id=0123456789abcdef0123456789abcdef&amd=")
+    Route(flow='support', mode='callback', params={'id': '0123456789abcdef0123456789abcdef', 'amd': ''})
     """
     path, _, query = script.partition("?")
     parts = [part for part in path.split("/") if part]
@@ -228,7 +230,8 @@ def parse_route(script: str) -> Route:
         mode = parts[1]
     elif len(parts) > 1:
         raise ValueError(
-            f"unknown path '{clean(path)[:80]}' after the flow name: use /<flow>, /<flow>/resume or /<flow>/hangup"
+            f"unknown path '{clean(path)[:80]}' after the flow name: use /<flow>, /<flow>/resume, /<flow>/hangup "
+            "or /<flow>/callback"
         )
     params = {clean(key): clean(value) for key, value in parse_qsl(query, keep_blank_values=True)}
     return Route(parts[0], mode, params)

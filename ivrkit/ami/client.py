@@ -312,6 +312,11 @@ class AmiClient:
             raise AmiTimeout(f"{self.host}:{self.port} accepted the connection but sent no AMI banner") from error
         line, _, rest = data.partition(b"\n")
         text = line.decode("utf-8", "replace").strip()
+        if not data:
+            raise AmiConnectionLost(
+                f"{self.host}:{self.port} closed the connection before sending the AMI banner: Asterisk may be"
+                " starting or stopping, or its manager.conf refuses this address"
+            )
         if not text.startswith("Asterisk Call Manager"):
             raise AmiConnectionLost(
                 f"{self.host}:{self.port} is not an Asterisk manager interface (it sent {text[:80]!r});"
@@ -372,6 +377,15 @@ class AmiClient:
     @property
     def connected(self) -> bool:
         return self.state in (ConnectionState.CONNECTED, ConnectionState.AUTHENTICATED)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until the connection is gone (lost or closed) or ``timeout`` passes; True when it is gone.
+
+        What a supervisor waits on to reconnect (:class:`ivrkit.ami.session.AmiSession`).
+        """
+        gone = (ConnectionState.LOST, ConnectionState.CLOSED)
+        with self._changed:
+            return self._changed.wait_for(lambda: self.state in gone, timeout)
 
     # -- actions ---------------------------------------------------------------------------------------
 

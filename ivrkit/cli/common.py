@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ivrkit.flow.diagnostics import Diagnostics
 from ivrkit.flow.loader import load_directory
 from ivrkit.flow.model import Flow
 from ivrkit.prompts.catalog import PromptCatalog
+
+if TYPE_CHECKING:
+    from ivrkit.callbacks.running import AmiSettings
 
 
 def add_project_options(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +29,31 @@ def add_project_options(parser: argparse.ArgumentParser) -> None:
         default=Path(os.environ.get("IVRKIT_PROMPTS", "prompts")),
         help="prompt catalog directory (default: prompts/, or $IVRKIT_PROMPTS)",
     )
+
+
+def add_ami_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """``--ami HOST:PORT``, ``--ami-user``, ``--ami-secret-file`` (the secret may come from the environment)."""
+    env = os.environ.get
+    parser.add_argument(
+        "--ami",
+        default=env("IVRKIT_AMI", default),
+        metavar="HOST:PORT",
+        help="Asterisk's AMI, for the callback dispatcher ($IVRKIT_AMI) (%(default)s)",
+    )
+    parser.add_argument("--ami-user", default=env("IVRKIT_AMI_USER", "ivrkit"), help="AMI user (%(default)s)")
+    parser.add_argument(
+        "--ami-secret-file",
+        type=Path,
+        default=Path(value) if (value := env("IVRKIT_AMI_SECRET_FILE", "")) else None,
+        help="file holding the AMI user's secret ($IVRKIT_AMI_SECRET_FILE); else $IVRKIT_AMI_SECRET",
+    )
+
+
+def ami_settings(args: argparse.Namespace) -> AmiSettings:
+    """The AMI options as settings; ValueError says what is missing."""
+    from ivrkit.callbacks.running import AmiSettings
+
+    return AmiSettings.parse(args.ami, args.ami_user, args.ami_secret_file)
 
 
 def load_project(args: argparse.Namespace) -> tuple[dict[str, Flow], PromptCatalog, Diagnostics]:

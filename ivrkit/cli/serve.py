@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ivrkit.cli.common import add_project_options
+from ivrkit.cli.common import add_ami_options, add_project_options, ami_settings
 from ivrkit.ops.admin import load_or_create_token
 from ivrkit.ops.logs import configure
 from ivrkit.server.listener import LOOPBACK, ListenerSettings
@@ -119,6 +119,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         default=_env("LOG_LEVEL", "info"),
         help="debug logs every step, prompt and key of every call (%(default)s)",
     )
+    add_ami_options(parser, None)  # without --ami callbacks are stored but not dialled (`ivrkit dispatcher`)
     return parser
 
 
@@ -140,6 +141,7 @@ def settings_from(args: argparse.Namespace) -> ServiceSettings:
         drain_seconds=args.drain_timeout,
         data_dir=args.data_dir,
         sms=load_sms_settings(args.sms_config),
+        ami=ami_settings(args) if args.ami else None,
     )
 
 

@@ -44,6 +44,10 @@ OUTCOME_CHARACTERS = STATUS_CHARACTERS + WORD_CHARACTERS + DIGITS
 """What the dialplan passes back to the flow: a status, or an exit key's outcome (``call-back2``)."""
 FLOW_CHARACTERS = "_" + DIGITS + STATUS_CHARACTERS + WORD_CHARACTERS
 """What a flow name may hold (:data:`~ivrkit.flow.fields.NAME_PATTERN`)."""
+HEX_DIGITS = "0123456789abcdef"
+"""What a callback's id is made of (32 of them: ``uuid4().hex``)."""
+NUMBER_CHARACTERS = "+" + DIGITS
+"""What a number to call back is made of (E.164: ``+4930123456``)."""
 KEYS = "0123456789*#"
 
 

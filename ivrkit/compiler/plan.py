@@ -6,6 +6,7 @@ contexts with the same name, queues that Asterisk would take for one another (it
 or for ``queues.conf``'s ``[general]`` section, a queue declared differently in two flows, settings for a
 queue nobody uses, the prompts the dialplan plays itself (fallback, maintenance) missing from the catalog,
 and queue steps whose ``outcomes`` name an outcome their queue never gives (the exit keys' outcomes count).
+A queue a ``callback`` step names is used like a queue step's: the callback leg joins it.
 Every name is then validated again by :mod:`ivrkit.compiler.dialplan`, so a flow built in code cannot slip
 past the loader's patterns.
 
@@ -25,6 +26,8 @@ from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean
 from ivrkit.flow.model import Flow
 from ivrkit.flow.pbx import MAINTENANCE_MODES, QueueSettings
 from ivrkit.prompts.catalog import PromptCatalog
+from ivrkit.steps.base import Step
+from ivrkit.steps.callback import Callback as CallbackStep
 from ivrkit.steps.goto import FlowTarget, Goto
 from ivrkit.steps.queue import QUEUE_OUTCOMES, Queue
 
@@ -37,6 +40,10 @@ MAX_FLOW_NAME = 64  # what the FastAGI server accepts in a URL path (ivrkit/agi/
 DEFAULT_AGI_URL = "agi://127.0.0.1:4573"
 DEFAULT_SOUNDS = "ivrkit"
 RESERVED_QUEUES = ("general",)  # queues.conf sections that are not queues
+CALLBACK_EXTEN = "callback"  # the Originate's Exten, in the flow's context: the answered callback leg
+CALLBACK_AGENT_EXTEN = "callback-agent"  # agent-first: Local/callback-agent@<context>/n waits for an agent
+CALLBACK_ID_LENGTH = 32  # a callback id is uuid4().hex
+CALLBACK_ON_HANGUP = "callback_on_hangup"  # the queue step option that registers them when a caller hangs up
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class QueuePlan:
 
     @property
     def label(self) -> str:
-        return f"queue-{self.name}"
+        return queue_label(self.name)
 
     @property
     def exit_context(self) -> str | None:
@@ -87,6 +94,7 @@ class FlowPlan:
     fallback: FallbackPlan
     maintenance: tuple[tuple[str, str], ...]  # (mode, sound) for each mode
     maintenance_key: str  # the AstDB key of this flow's flag
+    callbacks: tuple[QueuePlan, ...] = ()  # the queues this flow registers callbacks for: its callback legs'
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,12 @@ class ExitPlan:
     context: str
     keys: tuple[tuple[str, str], ...]  # (DTMF key, outcome)
     flows: tuple[FlowPlan, ...]  # the flows whose entry context can queue a call here
+    callbacks: tuple[FlowPlan, ...] = ()  # the flows whose callback legs wait here: an exit key sends them back
+
+    @property
+    def label(self) -> str:
+        """The queue's label in the callback extension, where a callback leg rejoins it."""
+        return queue_label(self.queue)
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,10 @@ class _Builder:
     def error(self, location: Location, message: str, hint: str | None = None) -> None:
         self.out.error(location, message, hint)
         self.failed = True
+
+
+def queue_label(queue: str) -> str:
+    return f"queue-{queue}"
 
 
 def context_name(flow: str) -> str:
@@ -238,6 +256,41 @@ def _queues_of(step: Queue, locate: Locator) -> list[tuple[str, Location]]:
     return [(step.spec.name, own), *((spec.name, where) for spec, where in step.overflow_queues())]
 
 
+def _callback_step_use(step: Step, locate: Locator) -> tuple[str, Location] | None:
+    """A ``callback`` step's queue, where the flow names it; None for any other step."""
+    if not isinstance(step, CallbackStep):
+        return None
+    kind = CallbackStep.kind
+    return step.spec.queue, locate.find(step, kind, "queue") or locate.find(step, kind) or step.location
+
+
+def _callback_uses(flow: Flow, locate: Locator) -> list[tuple[str, Location]]:
+    """The queues the flow's own steps register callbacks for: a ``callback`` step's queue, and every queue a
+    queue step with ``callback_on_hangup`` can hand a call to. A callback's flow is the flow of the step that
+    registered it, so other flows reached with ``goto`` do not count."""
+    uses: list[tuple[str, Location]] = []
+    for step in flow.steps.values():
+        use = _callback_step_use(step, locate)
+        if use is not None:
+            uses.append(use)
+        elif isinstance(step, Queue) and step.settings.get(CALLBACK_ON_HANGUP):
+            uses.extend(_queues_of(step, locate))
+    return uses
+
+
+def _callback_queues(flow: Flow, queues: Mapping[str, QueuePlan]) -> tuple[QueuePlan, ...]:
+    """The queues whose callback legs the flow's context takes (the dispatcher originates into the context of
+    the callback's flow): those its steps register callbacks for, and those its own queue steps use or it
+    declares with a ``callback:`` block. Ordered by name, like the context's other queues."""
+    locate = Locator(flow)
+    names = {name.lower() for name, _ in _callback_uses(flow, locate)}
+    own = {name.lower() for step in flow.steps.values() if isinstance(step, Queue)
+           for name, _ in _queues_of(step, locate)}
+    own |= {name.lower() for name in flow.queues}
+    names |= {name for name in own if name in queues and queues[name].settings.callback is not None}
+    return tuple(queues[name] for name in sorted(names) if name in queues)
+
+
 def _first_queue(flow: Flow) -> str | None:
     for step in flow.steps.values():
         if isinstance(step, Queue):
@@ -290,6 +343,7 @@ def _flow_plan(builder: _Builder, flow: Flow, queues: Mapping[str, QueuePlan]) -
             (mode, _sound(builder, flow, settings.maintenance.prompt(mode))) for mode in MAINTENANCE_MODES
         ),
         maintenance_key=flow.name,
+        callbacks=_callback_queues(flow, queues),
     )
 
 
@@ -324,6 +378,10 @@ def _collect_queues(builder: _Builder, flow: Flow) -> None:
     for step in flow.steps.values():
         if isinstance(step, Queue):
             builder.uses.extend(_QueueUse(name, where, flow.name) for name, where in _queues_of(step, locate))
+    for step in flow.steps.values():  # a callback leg joins the callback step's queue: it is used
+        use = _callback_step_use(step, locate)
+        if use is not None:
+            builder.uses.append(_QueueUse(*use, flow.name))
     fallback = flow.dialplan.fallback.queue
     if fallback is not None:
         where = locate.find(None, "dialplan", "fallback", "queue") or flow.location
@@ -453,5 +511,6 @@ def _exits(builder: _Builder, flows: list[FlowPlan], queues: Mapping[str, QueueP
                           "which is already a flow's context", "rename the queue or the flow")
             continue
         users = tuple(flow for flow in flows if queue in flow.queues or flow.fallback.queue == queue)
-        exits.append(ExitPlan(queue.name, context, queue.settings.exit_keys, users))
+        callbacks = tuple(flow for flow in flows if queue in flow.callbacks)
+        exits.append(ExitPlan(queue.name, context, queue.settings.exit_keys, users, callbacks))
     return tuple(exits)

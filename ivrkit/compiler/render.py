@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ivrkit.compiler import dialplan
-from ivrkit.compiler.plan import GLOBAL_KEY, MAINTENANCE_FAMILY, Plan
+from ivrkit.compiler.plan import (
+    CALLBACK_AGENT_EXTEN,
+    CALLBACK_EXTEN,
+    CALLBACK_ID_LENGTH,
+    GLOBAL_KEY,
+    MAINTENANCE_FAMILY,
+    Plan,
+)
 
 EXTENSIONS_FILE = "extensions-ivrkit.conf"
 QUEUES_FILE = "queues-ivrkit.conf"
@@ -38,6 +45,8 @@ class FilterSets:
     digits: str = dialplan.filter_set(dialplan.DIGITS)
     outcome: str = dialplan.filter_set(dialplan.OUTCOME_CHARACTERS)
     flow: str = dialplan.filter_set(dialplan.FLOW_CHARACTERS)
+    hex: str = dialplan.filter_set(dialplan.HEX_DIGITS)
+    number: str = dialplan.filter_set(dialplan.NUMBER_CHARACTERS)
 
 
 def environment() -> Environment:
@@ -66,6 +75,9 @@ def render(plan: Plan) -> dict[str, str]:
         "sets": FilterSets(),
         "family": MAINTENANCE_FAMILY,
         "global_key": GLOBAL_KEY,
+        "callback_exten": CALLBACK_EXTEN,
+        "callback_agent_exten": CALLBACK_AGENT_EXTEN,
+        "callback_id_length": CALLBACK_ID_LENGTH,
     }
     files = {}
     for file, template in OUTPUTS.items():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ivrkit.callbacks.numbers import UnusableNumber, from_caller_id
 from ivrkit.engine.channel import Channel
 from ivrkit.engine.journal import Journal
 from ivrkit.engine.state import CallState
@@ -17,7 +18,10 @@ from ivrkit.flow.model import Defaults, Flow
 from ivrkit.flow.segments import PromptSegment, SaySegment, Segment
 from ivrkit.sms.numbers import unreachable_reason
 from ivrkit.steps.base import Step
+from ivrkit.steps.callback import flow_countries
 from ivrkit.steps.sms import flow_mobile_patterns
+
+_UNREAD: Any = object()
 
 
 class _LazyVariables:
@@ -59,6 +63,24 @@ class _Variables:
         return len(self.__values)
 
 
+class _Caller(Mapping[str, Any]):
+    """``caller.*`` in expressions; ``caller.callback`` is read from the world only when an expression uses it
+    (live, that is a store read)."""
+
+    def __init__(self, values: dict[str, Any], callback: Callable[[], dict[str, Any] | None]):
+        self._values = values
+        self._callback = callback
+
+    def __getitem__(self, name: str) -> Any:
+        return self._callback() if name == "callback" else self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._values, "callback"])
+
+    def __len__(self) -> int:
+        return len(self._values) + 1
+
+
 class _Queues:
     """``queues.support.waiting`` in expressions."""
 
@@ -94,6 +116,7 @@ class CallContext:
         self.resumed_outcome: str | None = None
         self._prompt_language = prompt_languages
         self._can_text: bool | None = None
+        self._callback: dict[str, Any] | None = _UNREAD
 
     @property
     def defaults(self) -> Defaults:
@@ -110,7 +133,10 @@ class CallContext:
     def scope(self) -> dict[str, Any]:
         info = self.channel.info
         return {
-            "caller": {"number": info.caller_number, "name": info.caller_name, "can_text": self.caller_can_text},
+            "caller": _Caller(
+                {"number": info.caller_number, "name": info.caller_name, "can_text": self.caller_can_text},
+                self.caller_callback,
+            ),
             "call": {
                 "uniqueid": info.uniqueid,
                 "dnid": info.dnid,
@@ -134,6 +160,31 @@ class CallContext:
             patterns = flow_mobile_patterns(self.flow)
             self._can_text = unreachable_reason(self.channel.info.caller_number, patterns) is None
         return self._can_text
+
+    def caller_callback(self) -> dict[str, Any] | None:
+        """The caller's active callback (any queue) as ``{id, queue, state, requested_at}``, or None: a caller
+        who calls again before being called back can be offered to keep or cancel it. Read once per call, and
+        again after a ``callback`` step changed it."""
+        if self._callback is _UNREAD:
+            self._callback = None
+            numbers: list[str] = []  # the caller ID as each of the flow's countries reads it, each number once
+            for country in flow_countries(self.flow):
+                try:
+                    numbers.append(from_caller_id(self.channel.info.caller_number, country))
+                except UnusableNumber:
+                    continue
+            for number in dict.fromkeys(numbers):
+                found = self.world.pending_callback(number, None)
+                if found is not None:
+                    zone = zoneinfo.ZoneInfo(self.flow.timezone)
+                    self._callback = {"id": found.id, "queue": found.queue, "state": found.state,
+                                      "requested_at": found.requested_at.astimezone(zone)}
+                    break
+        return self._callback
+
+    def forget_callback(self) -> None:
+        """A callback was registered or cancelled: ``caller.callback`` is read again when next used."""
+        self._callback = _UNREAD
 
     def render(self, template: Template) -> Any:
         return template.render(self.scope())

@@ -18,6 +18,16 @@ MAX_STATE_BYTES = (
 )
 
 
+@dataclass(frozen=True)
+class CallbackOptIn:
+    """A caller's wish to be called back if they hang up while waiting in ``queue`` (a ``callback`` step with
+    ``when: on_hangup``); the queue step registers it only then. Nothing is stored before."""
+
+    queue: str
+    number: str  # E.164
+    reason: str | None = None
+
+
 @dataclass
 class CallState:
     flow: str
@@ -28,6 +38,8 @@ class CallState:
     position: int | None = None  # the last queue position the caller heard (a later one may not be higher)
     queue: str | None = None  # the queue the call was handed to, until the wait there is recorded
     queued_at: float | None = None  # when (Unix time): the wait when Asterisk does not say
+    joined: dict[str, float] = field(default_factory=dict)  # queue → first join in this call: a callback's place
+    callback: CallbackOptIn | None = None  # the caller opted in to a callback on hang-up
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"f": self.flow, "s": self.step, "v": self.vars, "m": self.menus[-8:]}
@@ -36,6 +48,11 @@ class CallState:
             data["p"] = self.position
         if self.queue is not None:
             data["q"] = [self.queue, self.queued_at]
+        if self.joined:
+            data["j"] = self.joined
+        if self.callback is not None:
+            opt_in = self.callback
+            data["c"] = [opt_in.queue, opt_in.number] + ([opt_in.reason] if opt_in.reason is not None else [])
         text = json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=True)
         if len(text) > MAX_STATE_BYTES:
             raise ValueError(f"call state is {len(text)} bytes, more than {MAX_STATE_BYTES}: keep flow variables small")
@@ -47,6 +64,7 @@ class CallState:
         if not isinstance(data, dict) or not isinstance(data.get("f"), str):
             raise ValueError("not an ivrkit call state")
         queued = data.get("q") or [None, None]
+        opt_in = data.get("c")
         return cls(
             flow=data["f"],
             step=data.get("s"),
@@ -56,6 +74,8 @@ class CallState:
             position=None if data.get("p") is None else int(data["p"]),
             queue=None if queued[0] is None else str(queued[0]),
             queued_at=None if queued[1] is None else float(queued[1]),
+            joined={str(queue): float(at) for queue, at in (data.get("j") or {}).items()},
+            callback=CallbackOptIn(*(str(part) for part in opt_in[:3])) if opt_in else None,
         )
 
     def enter_menu(self, name: str) -> None:

@@ -1,8 +1,10 @@
-"""The outside of a call: queue statistics and maintenance state a flow reads, and texts it sends.
+"""The outside of a call: queue statistics and maintenance state a flow reads, texts it sends and callbacks it
+registers.
 
-The live server reads them from Asterisk and the state store and queues texts in the outbox; flow tests fake
-them. Both are reached through :class:`World`, so expressions such as ``queues.support.waiting > 10`` read the
-same way and an ``sms`` step behaves the same in a flow test and on a live call.
+The live server reads them from Asterisk and the state store, queues texts in the outbox and keeps callbacks
+in the store; flow tests fake them. Both are reached through :class:`World`, so expressions such as
+``queues.support.waiting > 10`` read the same way and ``sms`` and ``callback`` steps behave the same in a flow
+test and on a live call.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
+
+from ivrkit.callbacks.model import ACTIVE, Origin, State
 
 if TYPE_CHECKING:
     from ivrkit.engine.channel import Channel
@@ -99,6 +103,56 @@ class TextNotQueued(Exception):
     receive one."""
 
 
+@dataclass(frozen=True)
+class CallbackRequest:
+    """A callback a flow registers: the caller asked for one, or hung up waiting (``origin``)."""
+
+    number: str  # E.164: the step or the queue step normalised it
+    queue: str
+    flow: str
+    origin: Origin
+    uniqueid: str  # the call that asked
+    joined_at: dt.datetime  # the caller's place: when they joined the queue, else when they asked
+    requested_at: dt.datetime
+    reason: str | None = None  # a label from the step's reason menu
+    language: str = ""  # the caller's language, for the callback call's prompts
+    priority: int = 0  # higher first among the queue's callbacks
+
+
+@dataclass(frozen=True)
+class PendingCallback:
+    """An active callback (pending, dialing or connected) as a flow sees it."""
+
+    id: str
+    number: str
+    queue: str
+    state: str  # a callback State value: pending, dialing, connected (cancelled once cancelled)
+    requested_at: dt.datetime
+    new: bool = True  # False: the number already had an active callback for the queue, and this is that one
+
+
+class CallbackNotRegistered(Exception):
+    """The world cannot register a callback now (no store, the store failed): the step tells the caller."""
+
+
+class Callbacks(Protocol):
+    """The callback part of a world (the live server's is ``ivrkit.callbacks.live.LiveCallbacks``)."""
+
+    def request_callback(self, request: CallbackRequest) -> PendingCallback:
+        """Register a callback (durably, before the caller hears it is registered); one active callback per
+        number and queue: an existing one is returned with ``new=False``. Raises :class:`CallbackNotRegistered`."""
+        ...
+
+    def pending_callback(self, number: str, queue: str | None) -> PendingCallback | None:
+        """The number's active callback for ``queue`` (any queue: the oldest), or None (also when the store
+        cannot be read: a read never fails a call)."""
+        ...
+
+    def cancel_callback(self, callback_id: str, by: str) -> bool:
+        """Cancel an active callback; False when it was no longer active (or the store failed)."""
+        ...
+
+
 def link_with_token(base: str, token: str) -> str:
     """``base`` with the token as the query parameter ``t``."""
     return f"{base}{'&' if '?' in base else '?'}t={token}" if base else ""
@@ -126,6 +180,45 @@ class World(Protocol):
         estimate)."""
         ...
 
+    def request_callback(self, request: CallbackRequest) -> PendingCallback:
+        """See :meth:`Callbacks.request_callback`."""
+        ...
+
+    def pending_callback(self, number: str, queue: str | None) -> PendingCallback | None:
+        """See :meth:`Callbacks.pending_callback`."""
+        ...
+
+    def cancel_callback(self, callback_id: str, by: str) -> bool:
+        """See :meth:`Callbacks.cancel_callback`."""
+        ...
+
+
+UNAVAILABLE = "unavailable"  # `callbacks: unavailable` in a faked world: the store fails
+PRESET_REQUESTED_AT = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)  # when a faked world's callbacks were asked for
+
+
+def preset_callbacks(items: Any) -> tuple[tuple[PendingCallback, ...], bool]:
+    """Callbacks a faked world starts with, from ``[{number, queue, state?, id?}]``, and whether the world's
+    callback store is down (``unavailable`` instead of a list)."""
+    if items == UNAVAILABLE:
+        return (), True
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"callbacks: expected a list of {{number, queue}} or '{UNAVAILABLE}', got {items!r}")
+    presets = []
+    for index, item in enumerate(items, start=1):
+        if not isinstance(item, Mapping) or not {"number", "queue"} <= set(item):
+            raise ValueError(f"callback {index}: expected {{number, queue}} (and optionally state, id), got {item!r}")
+        unknown = set(item) - {"number", "queue", "state", "id"}
+        if unknown:
+            raise ValueError(f"callback {index}: unknown field(s) {', '.join(sorted(unknown))}; "
+                             "known: number, queue, state, id")
+        state = State(str(item.get("state", State.PENDING.value)))
+        if state not in ACTIVE:
+            raise ValueError(f"callback {index}: a preset callback is active: pending, dialing or connected")
+        presets.append(PendingCallback(str(item.get("id", f"cb-{index}")), str(item["number"]), str(item["queue"]),
+                                       state.value, PRESET_REQUESTED_AT, new=False))
+    return tuple(presets), False
+
 
 @dataclass
 class StaticWorld:
@@ -136,6 +229,14 @@ class StaticWorld:
     joined: list[QueueJoin] = field(default_factory=list)  # what queue steps reported, for tests to read
     left: list[QueueExit] = field(default_factory=list)
     texts: list[SentText] = field(default_factory=list)  # what sms steps queued, for tests to read
+    preset_callbacks: tuple[PendingCallback, ...] = ()  # active before the call (a caller calling again)
+    callbacks_down: bool = False  # the callback store fails: requests raise, reads find nothing
+    callbacks: list[PendingCallback] = field(default_factory=list)  # presets and new ones, in their latest state
+    callback_requests: list[CallbackRequest] = field(default_factory=list)  # what created the new ones
+
+    def __post_init__(self) -> None:
+        if not self.callbacks:
+            self.callbacks.extend(self.preset_callbacks)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> StaticWorld:
@@ -144,7 +245,8 @@ class StaticWorld:
         maintenance = data.get("maintenance") or {}
         if isinstance(maintenance, str):
             maintenance = {"*": maintenance}
-        return cls(queues, dict(maintenance))
+        presets, down = preset_callbacks(data.get("callbacks") or [])
+        return cls(queues, dict(maintenance), preset_callbacks=presets, callbacks_down=down)
 
     def queue(self, name: str, channel: Channel) -> QueueStats:
         return self.queues.get(name, QueueStats())
@@ -168,10 +270,37 @@ class StaticWorld:
     def queue_left(self, left: QueueExit) -> None:
         self.left.append(left)
 
+    def request_callback(self, request: CallbackRequest) -> PendingCallback:
+        """Record a callback, one active per number and queue, as the store keeps them."""
+        if self.callbacks_down:
+            raise CallbackNotRegistered("the callback store is unavailable (simulated)")
+        existing = self.pending_callback(request.number, request.queue)
+        if existing is not None:
+            return replace(existing, new=False)
+        callback = PendingCallback(f"cb-{len(self.callbacks) + 1}", request.number, request.queue,
+                                   State.PENDING.value, request.requested_at)
+        self.callbacks.append(callback)
+        self.callback_requests.append(request)
+        return callback
+
+    def pending_callback(self, number: str, queue: str | None) -> PendingCallback | None:
+        if self.callbacks_down:
+            return None
+        active = (c for c in self.callbacks if c.state in ACTIVE and c.number == number)
+        return next((c for c in active if queue is None or c.queue == queue), None)
+
+    def cancel_callback(self, callback_id: str, by: str) -> bool:
+        for index, callback in enumerate(self.callbacks):
+            if callback.id == callback_id and callback.state in ACTIVE and not self.callbacks_down:
+                self.callbacks[index] = replace(callback, state=State.CANCELLED.value, new=False)
+                return True
+        return False
+
     def fresh(self) -> StaticWorld:
-        """The same queues and maintenance with nothing recorded: a world for one call, so that calls sharing a
-        setup (flow-test cases under the same `defaults`) never see each other's records."""
-        return StaticWorld(self.queues, self.maintenance_modes)
+        """The same queues, maintenance and preset callbacks with nothing recorded: a world for one call, so that
+        calls sharing a setup (flow-test cases under the same `defaults`) never see each other's records."""
+        return StaticWorld(self.queues, self.maintenance_modes, preset_callbacks=self.preset_callbacks,
+                           callbacks_down=self.callbacks_down)
 
     def changed(self, queues: Mapping[str, Mapping[str, Any]]) -> StaticWorld:
         """This world after queues changed (statistics not named keep their values): the simulator applies
@@ -179,4 +308,5 @@ class StaticWorld:
         updated = dict(self.queues)
         for name, stats in queues.items():
             updated[name] = replace(updated.get(name, QueueStats()), **stats)
-        return StaticWorld(updated, self.maintenance_modes, self.joined, self.left, self.texts)
+        return StaticWorld(updated, self.maintenance_modes, self.joined, self.left, self.texts, self.preset_callbacks,
+                           self.callbacks_down, self.callbacks, self.callback_requests)

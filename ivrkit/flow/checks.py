@@ -15,16 +15,18 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivrkit.callbacks.settings import CallbackSettings
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean
 from ivrkit.flow.model import Flow
 from ivrkit.flow.source import Mapping, Node
 from ivrkit.prompts.catalog import PromptCatalog
 from ivrkit.steps import STEP_KINDS, Step
+from ivrkit.steps.callback import CANCEL, KEEP, NUMBER_TERMINATOR, ON_HANGUP, OTHER, YES, Callback
 from ivrkit.steps.collect import Collect, CollectSpec
 from ivrkit.steps.goto import FlowTarget, Goto
 from ivrkit.steps.hours import Hours
 from ivrkit.steps.menu import Menu, MenuSpec
-from ivrkit.steps.queue import Queue
+from ivrkit.steps.queue import OPTED_IN, Queue
 from ivrkit.steps.transfer import DESTINATION, Transfer
 
 CANCEL_LABEL = "cancel_to"
@@ -148,6 +150,7 @@ class FlowChecker:
         for step in self.flow.steps.values():
             self.check_keys(step)
             self.check_values(step)
+        self.check_callbacks()
         if self.catalog is not None:
             self.check_prompts(self.catalog)
 
@@ -184,6 +187,8 @@ class FlowChecker:
     def check_ways_out(self) -> None:
         """Steps that just stop: the caller hears silence and is cut off. A hang-up handler may just end."""
         for name, step in self.flow.steps.items():
+            if isinstance(step, Callback):
+                continue  # an outcome with no step (nor `next`) ends the call on purpose, with its own label
             if "next" in type(step).options and step.next is None and name not in self.hangup_only:
                 self.out.error(step.location, f"step '{name}' has no way out: add `next: <step>`",
                                "after it the call would just end; end calls on purpose with a `hangup` step")
@@ -285,6 +290,24 @@ class FlowChecker:
                                        "use another key, or `cancel_key: none` on this step")
             self.check_failure(step, entry, "entry")
 
+        if isinstance(step, Callback):
+            self.check_callback_keys(step, cancel)
+
+    def check_callback_keys(self, step: Callback, cancel: str) -> None:
+        """The callback step answers with 1 and 2, ends a typed number with #, and has its reason keys."""
+        if not cancel:
+            return
+        if cancel in {YES, OTHER, KEEP, CANCEL, NUMBER_TERMINATOR}:
+            self.out.error(self.cancel_key_location(step),
+                           f"the cancel key '{cancel}' is also a key of the callback step '{step.name}' (1 and 2 "
+                           "answer its questions, # ends a typed number)",
+                           'use "*" as the cancel key, or `cancel_key: none` on this step')
+        reason = step.spec.reason
+        if reason is not None and cancel in reason.choices:
+            self.out.error(self.at(step, "callback", "reason", "choices", cancel, key=True),
+                           f"key '{cancel}' is the cancel key here, so this reason can never be chosen",
+                           "use another key, or turn the cancel key off for this step with `cancel_key: none`")
+
     def cancel_key_location(self, step: Step) -> Location:
         """Where the cancel key in force at ``step`` is set: on the step, else at the flow's top."""
         return self.locate.find(step, "cancel_key") or self.at(None, "cancel_key")
@@ -315,6 +338,57 @@ class FlowChecker:
                 self.out.error(step.spec.to.location or step.location,
                                f"'{destination}' is not an endpoint or a number",
                                "write an endpoint such as PJSIP/operator or a number such as +4930123456")
+
+    def check_callbacks(self) -> None:
+        """Queues callers are called back from: their settings, and opt-ins that nothing (or nobody) uses."""
+        for name, settings in self.flow.queues.items():
+            hours = settings.callback.hours if settings.callback is not None else None
+            if hours is not None and hours not in self.flow.schedules:
+                hint = did_you_mean(hours, self.flow.schedules) or "define it under `schedules:` in this flow"
+                self.out.error(self.at(None, "queues", name, "callback", "hours"), f"unknown schedule '{hours}'", hint)
+        opt_ins = {step.spec.queue: step for step in self.flow.steps.values()
+                   if isinstance(step, Callback) and step.spec.when == ON_HANGUP}
+        registering: set[str] = set()
+        users: list[tuple[Step, str, tuple[str, ...]]] = []
+        for step in self.flow.steps.values():
+            if isinstance(step, Callback):
+                users.append((step, step.spec.queue, ("callback",)))
+            elif isinstance(step, Queue) and step.settings.get("callback_on_hangup") is not None:
+                queues = [step.spec.name, *(spec.name for spec, _ in step.overflow_queues())]
+                registering.update(queues)
+                users += [(step, queue, ("callback_on_hangup",)) for queue in dict.fromkeys(queues)]
+                if step.settings["callback_on_hangup"].when == OPTED_IN and not any(q in opt_ins for q in queues):
+                    self.out.warning(self.at(step, "callback_on_hangup", "when"),
+                                     f"no callback step lets callers opt in for queue '{step.spec.name}', so no "
+                                     "one is called back", "add a `callback` step with `when: on_hangup` for "
+                                     "this queue, or use `when: automatic`")
+        for queue, step in opt_ins.items():
+            if queue not in registering:
+                self.out.warning(self.at(step, "callback", "when"),
+                                 f"callers opt in to a callback from queue '{queue}', but no queue step of this flow "
+                                 "registers it when they hang up",
+                                 f"give the queue step for '{queue}' `callback_on_hangup: {{when: opted_in}}`")
+        reported: set[str] = set()
+        for step, queue, path in users:
+            declared = self.flow.queues.get(queue)
+            if (declared is None or declared.callback is None) and queue not in reported:
+                reported.add(queue)
+                self.out.warning(self.at(step, *path),
+                                 f"queue '{queue}' has no `callback:` settings: its callbacks use the defaults "
+                                 "(customer-first, 3 attempts, at any hour, typed numbers only with their "
+                                 "country code)",
+                                 f"add `queues: {{{queue}: {{callback: {{country: DE, hours: <schedule>}}}}}}`")
+                self.check_default_callback_prompts(step, path)
+
+    def check_default_callback_prompts(self, step: Step, path: tuple[str, ...]) -> None:
+        """Without settings, the callback call plays the default customer-first prompts: they must exist."""
+        if self.catalog is None:
+            return
+        for prompt in (value for role, value in CallbackSettings().prompts if role != "agent"):
+            if not self.catalog.has(prompt, self.flow.language):
+                self.out.error(self.at(step, *path), f"prompt '{prompt}' of the callback call is not in the "
+                               f"'{self.flow.language}' catalog", "add it to the catalog, or give the queue "
+                               "`callback: {prompts: {...}}` settings")
 
     def check_prompts(self, catalog: PromptCatalog) -> None:
         language = self.flow.language

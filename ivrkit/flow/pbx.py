@@ -16,6 +16,7 @@ queue and back into the flow::
         announce: {every: 60s, position: yes, hold_time: no}
         periodic: {prompts: [queue-periodic], every: 45s}
         exit_keys: {"1": callback, "2": text}     # the queue step maps each outcome to a step
+        callback: {mode: customer-first, country: DE, hours: office, attempts: 3, retry_after: [2m, 10m]}
 
 Both are optional. Without a fallback route the dialplan sends callers to the first queue the flow's steps
 use (or hangs up after the prompt when there is none). The loader checks each value's shape here; what needs
@@ -28,9 +29,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ivrkit.callbacks.model import Mode
+from ivrkit.callbacks.numbers import is_region
+from ivrkit.callbacks.settings import DEFAULT_PROMPTS, CallbackSettings
 from ivrkit.flow.fields import (
     DTMF_KEYS,
     INVALID,
+    NAME_PATTERN,
     Boolean,
     Duration,
     Field,
@@ -138,6 +143,7 @@ class QueueSettings:
     announce: Announcements = field(default_factory=Announcements)
     periodic: PeriodicPrompts | None = None
     exit_keys: tuple[tuple[str, str], ...] = ()  # (DTMF key, outcome), in key order
+    callback: CallbackSettings | None = None  # how the dispatcher calls back this queue's callers
 
     @property
     def exit_outcomes(self) -> tuple[str, ...]:
@@ -373,11 +379,125 @@ def _queue(
     announce: Announcements,
     periodic: PeriodicPrompts | None,
     exit_keys: dict[str, str],
+    callback: CallbackSettings | None,
 ) -> QueueSettings:
     return QueueSettings(
         strategy, ring_timeout, retry, wrapup, max_callers, music, tuple(join_empty), tuple(leave_empty), ringing,
-        announce, periodic, _exit_keys(exit_keys),
+        announce, periodic, _exit_keys(exit_keys), callback,
     )  # fmt: skip
+
+
+# -- callbacks ------------------------------------------------------------------------------------------------
+
+CALLER_ID = re.compile(r'^(?:"[A-Za-z0-9 ._-]{1,40}" ?<\+?[0-9]{1,20}>|\+?[0-9]{1,20})$')
+MODES = tuple(mode.value for mode in Mode)
+_MODE_PROMPTS = {Mode.CUSTOMER_FIRST: ("intro", "confirm", "connecting", "goodbye"), Mode.AGENT_FIRST: ("agent",)}
+COUNTRY_MIX_UPS = {"UK": "GB", "EL": "GR"}  # codes people write that are not ISO 3166
+
+
+class _Country(Text):
+    """An ISO 3166 region ``phonenumbers`` knows: ``DE``, ``GB``…; lower case is taken."""
+
+    def __init__(self) -> None:
+        super().__init__(what="country code such as DE or GB")
+
+    def parse(self, node: Node, ctx: ParseContext) -> str:
+        value = super().parse(node, ctx)
+        if value is INVALID:
+            return value
+        code = value.strip().upper()
+        if is_region(code):
+            return code
+        if code in COUNTRY_MIX_UPS:
+            hint = f"did you mean '{COUNTRY_MIX_UPS[code]}'? (the ISO 3166 code)"
+        else:
+            hint = "write the two-letter ISO 3166 code of the country, e.g. DE, GB, FR or US"
+        return ctx.error(node, f"'{value}' is not a country phonenumbers knows", hint)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": "^[A-Za-z]{2}$"}
+
+
+def _callback(
+    mode: str, priority: int, attempts: int, retry_after: list[float], ring_timeout: float, agent_timeout: float,
+    hours: str | None, caller_id: str | None, country: str | None, confirm_key: str, confirm_tries: int,
+    confirm_seconds: float, detect_machine: bool, prompts: dict[str, str],
+) -> CallbackSettings:
+    return CallbackSettings(
+        Mode(mode), priority, attempts, tuple(retry_after), ring_timeout, agent_timeout, hours, caller_id, country,
+        confirm_key, confirm_tries, confirm_seconds, detect_machine, tuple({**DEFAULT_PROMPTS, **prompts}.items()),
+    )
+
+
+def _refer_callback_prompts(value: CallbackSettings, node: Node, ctx: ParseContext) -> CallbackSettings:
+    """The default prompts the answered callback leg plays in this mode must be in the catalog like others."""
+    given = node.get("prompts") if isinstance(node, Mapping) else None
+    named = set(given.keys()) if isinstance(given, Mapping) else set()
+    for role in _MODE_PROMPTS[value.mode]:
+        if role not in named:
+            ctx.refer("prompt", value.prompt(role), node.location)
+    return value
+
+
+_DEFAULT_CALLBACK = CallbackSettings()
+CALLBACK_OPTIONS: dict[str, Option] = {
+    "mode": Option(
+        Text(choices=MODES, what="callback mode"),
+        "`customer-first`: ring the customer; once they press `confirm_key` they join the queue ahead of callers "
+        "who just joined. `agent-first`: the callback waits in the queue for an agent, then the customer is "
+        "rung.",
+        _DEFAULT_CALLBACK.mode.value,
+    ),
+    "priority": Option(
+        Integer(0, 100), "Queue priority of the callback call (`QUEUE_PRIO`): above the queue step's so the "
+        "caller keeps their place.", _DEFAULT_CALLBACK.priority,
+    ),
+    "attempts": Option(Integer(1, 20), "Dial attempts before the callback counts as failed.",
+                       _DEFAULT_CALLBACK.attempts),
+    "retry_after": Option(
+        ListOf(Duration(), min_items=1),
+        "Waits before the second, third… attempt (busy, no answer, machine…); the last one repeats.",
+        list(_DEFAULT_CALLBACK.retry_after),
+    ),
+    "ring_timeout": Option(Duration(300), "How long the customer's phone rings.", _DEFAULT_CALLBACK.ring_timeout),
+    "agent_timeout": Option(
+        Duration(), "agent-first: the longest a callback waits in the queue for an agent.",
+        _DEFAULT_CALLBACK.agent_timeout,
+    ),
+    "hours": Option(
+        Text(NAME_PATTERN, what="schedule name"),
+        "A schedule of this flow (`schedules:`): callbacks are dialled only while it is open. Absent: any time.",
+    ),
+    "caller_id": Option(
+        Text(CALLER_ID, what="caller ID", hint='write a number such as +4930123456 or "Example" <+4930123456>'),
+        "The number (and name) the customer sees.",
+    ),
+    "country": Option(
+        _Country(),
+        "Country (ISO 3166, e.g. DE) of numbers written without a country code, typed or in the caller ID. "
+        "Absent: only international numbers are understood.",
+    ),
+    "confirm_key": Option(Key(), "customer-first: the key the customer presses to be connected.",
+                          _DEFAULT_CALLBACK.confirm_key),
+    "confirm_tries": Option(Integer(1, 10), "customer-first: how often the confirmation is asked.",
+                            _DEFAULT_CALLBACK.confirm_tries),
+    "confirm_seconds": Option(Duration(60), "customer-first: the wait for the key after each ask.",
+                              _DEFAULT_CALLBACK.confirm_seconds),
+    "detect_machine": Option(
+        Boolean(), "customer-first: detect answering machines (Asterisk's AMD); a machine ends the attempt.",
+        _DEFAULT_CALLBACK.detect_machine,
+    ),
+    "prompts": Option(
+        MapOf(Text(choices=tuple(DEFAULT_PROMPTS), what="callback prompt role"), _Prompt(), "callback prompts"),
+        "Prompts of the callback call, by role: "
+        + ", ".join(f"`{role}` (`{prompt}`)" for role, prompt in DEFAULT_PROMPTS.items())
+        + "; agent is said to the agent (agent-first), then the number.",
+        {},
+    ),
+}
+CALLBACK_RECORD: Record[CallbackSettings] = Record(
+    CALLBACK_OPTIONS, factory=_callback, what="callback settings", check=_refer_callback_prompts
+)
 
 
 _DEFAULT_QUEUE = QueueSettings()
@@ -425,6 +545,11 @@ QUEUE_OPTIONS: dict[str, Option] = {
         "Keys a waiting caller can press to leave the queue, each with the outcome the flow resumes with; "
         "the queue step maps the outcome to a step in its `outcomes` (compiled into queues.conf `context`).",
         {},
+    ),
+    "callback": Option(
+        CALLBACK_RECORD,
+        "How callers of this queue are called back (a `callback` step, a queue step's `callback_on_hangup`): "
+        "mode, priority, attempts and retries, calling window, the country of typed numbers.",
     ),
 }
 QUEUES_OPTION = Option(

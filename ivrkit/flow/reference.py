@@ -33,6 +33,11 @@ SCOPE: dict[str, str] = {
         "True when the caller's number can receive a text: a number (not anonymous or withheld) matching the "
         "flow's `sms: {mobile: ...}` patterns. Branch on it before offering a text."
     ),
+    "caller.callback": (
+        "The caller's active callback (asked for earlier and not made yet, in any queue) as `{id, queue, state, "
+        "requested_at}`, or nothing: branch on it to offer a caller who calls again to keep or cancel it "
+        "(`caller.callback and caller.callback.queue == 'support'`)."
+    ),
     "call.uniqueid": "Asterisk's unique id of the call.",
     "call.dnid": "The number the caller dialled.",
     "call.channel": "The channel's name, e.g. `PJSIP/trunk-00000042`.",

@@ -14,6 +14,8 @@ from ivrkit.flow.model import Flow
 from ivrkit.flow.segments import PromptSegment, Segment
 from ivrkit.graph.edges import ENTRY, FLOW_PREFIX, ON_ERROR, ON_HANGUP, Edge
 from ivrkit.steps.base import Step
+from ivrkit.steps.callback import ON_HANGUP as WHEN_HANGING_UP
+from ivrkit.steps.callback import Callback
 from ivrkit.steps.collect import Collect
 from ivrkit.steps.goto import FlowTarget, Goto
 from ivrkit.steps.hangup import Hangup
@@ -91,6 +93,8 @@ def describe(step: Step) -> str:
         return str(value)
     if isinstance(step, Queue):
         return step.spec.name
+    if isinstance(step, Callback):
+        return step.spec.queue + (", if the caller hangs up waiting" if step.spec.when == WHEN_HANGING_UP else "")
     if isinstance(step, Transfer):
         return str(step.spec.to.source)
     if isinstance(step, Hangup):

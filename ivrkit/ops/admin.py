@@ -1,9 +1,11 @@
 """The admin HTTP endpoint: `/healthz` for load balancers, `/metrics` for Prometheus, `/v1/links/verify` for the
-web side of a text message's link (the context of the call it came from).
+web side of a text message's link (the context of the call it came from), `/v1/callbacks` to list, show and
+cancel callbacks.
 
 Secure by default: it listens on loopback unless told otherwise, and every request must carry the bearer
 token, so exposing it by mistake shows nothing. It runs in daemon threads beside the FastAGI server and
-never blocks it.
+never blocks it. Whatever reads the store (the callback routes, and the callback gauges of `/metrics`) runs
+on one worker thread: the store keeps a connection per thread, and a thread per request would open one each.
 """
 
 from __future__ import annotations
@@ -13,21 +15,33 @@ import ipaddress
 import json
 import logging
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from ivrkit.ops import callbacks as views
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.ops.secrets import MIN_SECRET_LENGTH, load_or_create_secret
 from ivrkit.sms.links import BadSignature, ExpiredToken, LinkSigner, MalformedToken, TokenError
+from ivrkit.store.callbacks import CallbackFinished, CallbackNotFound
+from ivrkit.store.database import StoreError
+
+if TYPE_CHECKING:
+    from ivrkit.callbacks.model import Callback, CallbackEvent
+    from ivrkit.store.callbacks import CallbackStore
+
+T = TypeVar("T")
 
 log = logging.getLogger("ivrkit.admin")
 
 MIN_TOKEN_LENGTH = MIN_SECRET_LENGTH
 _POLL_SECONDS = 0.1  # how often the idle server looks for stop(): bounds how long stop() waits
+MAX_BODY = 64 * 1024  # a cancel is a few hundred bytes; more is a mistake or an attack
 TOKEN_HINT = (
     "send the admin token in the header 'Authorization: Bearer <token>' "
     "(the token the server was started with: its command line, $IVRKIT_ADMIN_TOKEN or its token file)"
@@ -77,8 +91,17 @@ class _HTTPServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
+class StoreUnavailable(Exception):
+    """The store could not be read or written (logged with its cause); the client gets a 503."""
+
+
+class Stopping(Exception):
+    """The endpoint is stopping: requests still in flight get a 503."""
+
+
 class AdminServer:
-    """`GET /healthz`, `/metrics` and `/v1/links/verify` behind a bearer token, served from a background thread."""
+    """`GET /healthz`, `/metrics`, `/v1/links/verify` and the callback routes behind a bearer token, served from a
+    background thread."""
 
     def __init__(
         self,
@@ -90,6 +113,7 @@ class AdminServer:
         *,
         allow_remote: bool = False,
         links: LinkSigner | None = None,
+        callbacks: CallbackStore | None = None,
     ) -> None:
         _check_token(token)
         self._family = _check_host(host, allow_remote)
@@ -99,8 +123,10 @@ class AdminServer:
         self.health = health
         self.metrics = metrics
         self.links = links  # None: links are not verified here (the route answers 404)
+        self.callbacks = callbacks  # None: the callback routes answer 503
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._store_thread: ThreadPoolExecutor | None = None
 
     @property
     def port(self) -> int:
@@ -125,11 +151,12 @@ class AdminServer:
             ) from e
         self._port = int(server.server_address[1])
         self._server = server
+        self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrkit-admin-store")
         self._thread = threading.Thread(
             target=server.serve_forever, args=(_POLL_SECONDS,), name="ivrkit-admin", daemon=True
         )
         self._thread.start()
-        log.info("admin endpoint on %s (%s; bearer token required)", self.url, ", ".join(_ROUTES))
+        log.info("admin endpoint on %s (%s; bearer token required)", self.url, _ROUTE_LIST)
 
     def stop(self) -> None:
         """Stop listening and wait for the serving thread; requests in flight finish in their daemon threads."""
@@ -140,7 +167,21 @@ class AdminServer:
         server.server_close()
         if thread is not None:
             thread.join()
-        self._server = self._thread = None
+        if self._store_thread is not None:
+            self._store_thread.shutdown(wait=True)  # a store call in flight ends within the store's busy timeout
+        self._server = self._thread = self._store_thread = None
+
+    def in_store_thread(self, work: Callable[[], T]) -> T:
+        """Run ``work`` on the endpoint's one store thread and return its result (its exceptions raise here);
+        :class:`Stopping` when the endpoint is not running."""
+        executor = self._store_thread
+        if executor is None:
+            raise Stopping("the admin endpoint is not running")
+        try:
+            future = executor.submit(work)
+        except RuntimeError as error:  # shut down between the check and the submit
+            raise Stopping(str(error)) from error
+        return future.result()
 
     def _authorized(self, header: str | None) -> bool:
         if not header:
@@ -152,8 +193,55 @@ class AdminServer:
 
 
 LINKS_ROUTE = "/v1/links/verify"
+CALLBACKS_ROUTE = "/v1/callbacks"
 _TOKEN_ERRORS = {MalformedToken: "malformed", BadSignature: "bad signature", ExpiredToken: "expired"}
-_ROUTES = ("/healthz", "/metrics", LINKS_ROUTE)
+# (method, path template); "<id>" matches one path segment
+_ROUTES = (
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", LINKS_ROUTE),
+    ("GET", CALLBACKS_ROUTE),
+    ("GET", CALLBACKS_ROUTE + "/<id>"),
+    ("POST", CALLBACKS_ROUTE + "/<id>/cancel"),
+)
+_ROUTE_LIST = ", ".join(f"{method} {template}" for method, template in _ROUTES)
+CALLBACK_QUERY = ("state", "queue", "limit")
+NO_CALLBACKS_HINT = "this server keeps no callback store; ask the `ivrkit serve` that runs the flows"
+STORE_HINT = "the store could not be read or written; see the server log, then try again"
+STOPPING_HINT = "the server is shutting down; try again once it is back"
+
+
+def match_route(path: str) -> tuple[str, str, str | None] | None:
+    """(method, template, the ``<id>`` segment or None) of the route ``path`` names; None for no route.
+
+    >>> match_route("/v1/callbacks/4f2a/cancel")
+    ('POST', '/v1/callbacks/<id>/cancel', '4f2a')
+    >>> match_route("/v1/callbacks/") is None
+    True
+    """
+    parts = path.split("/")
+    for method, template in _ROUTES:
+        expected = template.split("/")
+        if len(expected) != len(parts):
+            continue
+        ident = None
+        for want, got in zip(expected, parts):
+            if want == "<id>" and got:
+                ident = unquote(got)
+            elif want != got:
+                break
+        else:
+            return method, template, ident
+    return None
+
+
+_CANCEL_EXAMPLE = '{"by": "alice", "reason": "the customer called in"}'
+
+
+class _BadBody(Exception):
+    def __init__(self, status: int, error: str, hint: str):
+        super().__init__(hint)
+        self.status, self.error, self.hint = status, error, hint
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -177,18 +265,162 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.admin._authorized(self.headers.get("Authorization")):
             self._json(401, {"error": "unauthorized", "hint": TOKEN_HINT}, {"WWW-Authenticate": "Bearer"})
             return
-        path = urlsplit(self.path).path
-        if path not in _ROUTES:
-            self._json(404, {"error": "not found", "hint": f"the admin endpoint serves {', '.join(_ROUTES)}"})
-        elif method != "GET":
-            self._json(405, {"error": f"method {method} not allowed", "hint": "use GET"}, {"Allow": "GET"})
-        elif path == "/healthz":
+        url = urlsplit(self.path)
+        route = match_route(url.path)
+        if route is None:
+            self._json(404, {"error": "not found", "hint": f"the admin endpoint serves {_ROUTE_LIST}"})
+            return
+        allowed, template, ident = route
+        if method != allowed:
+            self._json(405, {"error": f"method {method} not allowed", "hint": f"use {allowed}"}, {"Allow": allowed})
+        elif template == "/healthz":
             self._healthz()
-        elif path == LINKS_ROUTE:
-            self._verify_link(parse_qs(urlsplit(self.path).query).get("token", []))
+        elif template == LINKS_ROUTE:
+            self._verify_link(parse_qs(url.query).get("token", []))
+        elif template == "/metrics":
+            self._metrics()
         else:
-            body, content_type = self.admin.metrics.render()
-            self._send(200, body, content_type)
+            self._callbacks(template, ident, url.query)
+
+    def _metrics(self) -> None:
+        try:  # the callback gauges read the store: on the store thread like every other store read
+            body, content_type = self.admin.in_store_thread(self.admin.metrics.render)
+        except Stopping:
+            self._json(503, {"error": "stopping", "hint": STOPPING_HINT})
+            return
+        self._send(200, body, content_type)
+
+    # -- callbacks ------------------------------------------------------------------------------------
+
+    def _callbacks(self, template: str, ident: str | None, query: str) -> None:
+        store = self.admin.callbacks
+        if store is None:
+            self._json(503, {"error": "callbacks are not available here", "hint": NO_CALLBACKS_HINT})
+            return
+        try:
+            if template == CALLBACKS_ROUTE:
+                self._list_callbacks(store, query)
+            elif template.endswith("/cancel"):
+                self._cancel_callback(store, str(ident))
+            else:
+                self._show_callback(store, str(ident))
+        except StoreUnavailable:
+            self._json(503, {"error": "store unavailable", "hint": STORE_HINT})
+        except Stopping:
+            self._json(503, {"error": "stopping", "hint": STOPPING_HINT})
+        except Exception:
+            log.exception("admin endpoint: %s %s failed", self.command, template)
+            self._json(500, {"error": "internal error", "hint": "see the server log"})
+
+    def _store(self, work: Callable[[], T]) -> T:
+        """``work`` on the store thread; a store failure is logged and raised as StoreUnavailable."""
+        try:
+            return self.admin.in_store_thread(work)
+        except (CallbackNotFound, CallbackFinished):
+            raise  # answers, not failures
+        except (StoreError, sqlite3.Error) as error:
+            log.error("admin endpoint: the callback store failed: %s", error, extra={"path": self.path})
+            raise StoreUnavailable(str(error)) from error
+
+    def _list_callbacks(self, store: CallbackStore, query: str) -> None:
+        params = parse_qs(query, keep_blank_values=True)
+        unknown = sorted(set(params) - set(CALLBACK_QUERY))
+        try:
+            if unknown:
+                raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; use {', '.join(CALLBACK_QUERY)}")
+            states = views.parse_states(params.get("state", []))
+            queues = [queue for queue in params.get("queue", []) if queue]
+            if len(queues) > 1:
+                raise ValueError("give one queue (queue=support), or none for every queue")
+            limits = params.get("limit", [])
+            if len(limits) > 1:
+                raise ValueError("give one limit")
+            limit = views.parse_limit(limits[0]) if limits else views.DEFAULT_LIMIT
+        except ValueError as error:
+            self._json(400, {"error": "bad query", "hint": str(error)})
+            return
+        queue = queues[0] if queues else None
+        found = self._store(lambda: store.list(states=states, queue=queue, limit=limit))
+        self._json(200, views.list_json(found, limit))
+
+    def _show_callback(self, store: CallbackStore, ident: str) -> None:
+        def read() -> dict[str, Any] | None:
+            callback = store.get(ident)
+            return None if callback is None else views.detail_json(callback, store.events(ident))
+
+        detail = self._store(read)
+        if detail is None:
+            self._not_found(ident)
+        else:
+            self._json(200, detail)
+
+    def _cancel_callback(self, store: CallbackStore, ident: str) -> None:
+        try:
+            body = self._read_json()
+            unknown = sorted(set(body) - {"by", "reason"})
+            if unknown:
+                raise ValueError(f"unknown field(s) {', '.join(unknown)}; send {_CANCEL_EXAMPLE}")
+            by, reason = views.check_cancel(body.get("by"), body.get("reason", ""))
+        except _BadBody as error:
+            self._json(error.status, {"error": error.error, "hint": error.hint})
+            return
+        except ValueError as error:
+            self._json(400, {"error": "bad request", "hint": str(error)})
+            return
+
+        def cancel() -> tuple[Callback | None, Callback, list[CallbackEvent]]:
+            before = store.get(ident)  # for the note on an attempt in flight
+            cancelled = store.cancel(ident, by=f"{by} (admin API)", reason=reason)
+            return before, cancelled, store.events(ident)
+
+        try:
+            before, cancelled, events = self._store(cancel)
+        except CallbackNotFound:
+            self._not_found(ident)
+            return
+        except CallbackFinished as finished:
+            state = finished.callback.state.value
+            hint = (
+                f"callback {ident} is no longer active, so there is nothing to cancel; "
+                f"GET {CALLBACKS_ROUTE}/{ident} shows what happened"
+            )
+            self._json(409, {"error": f"already {state}", "state": state, "hint": hint})
+            return
+        log.info("callback cancelled through the admin endpoint", extra={"callback": ident, "by": by})
+        detail = views.detail_json(cancelled, events)
+        note = views.in_flight_note(before) if before is not None else None
+        self._json(200, {**detail, "note": note} if note else detail)
+
+    def _not_found(self, ident: str) -> None:
+        self._json(
+            404,
+            {
+                "error": "no such callback",
+                "hint": f"no callback has the id {ident!r}; GET {CALLBACKS_ROUTE} lists them with their ids",
+            },
+        )
+
+    def _read_json(self) -> dict[str, Any]:
+        """The request's JSON object; _BadBody says what is wrong with it."""
+        if self.headers.get("Transfer-Encoding"):
+            raise _BadBody(411, "length required", "send the body with a Content-Length header, not chunked")
+        length_header = self.headers.get("Content-Length")
+        if not length_header:
+            raise _BadBody(411, "length required", f"send a Content-Length header and a JSON body: {_CANCEL_EXAMPLE}")
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise _BadBody(400, "bad request", "Content-Length must be a number") from None
+        if length > MAX_BODY or length < 0:
+            raise _BadBody(413, "body too large", f"send at most {MAX_BODY} bytes")
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw.strip() else None
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise _BadBody(400, "bad request", f"the body is not JSON ({error}); send {_CANCEL_EXAMPLE}") from None
+        if not isinstance(body, dict):
+            raise _BadBody(400, "bad request", f"send a JSON object: {_CANCEL_EXAMPLE}")
+        return body
 
     def _healthz(self) -> None:
         try:

@@ -8,9 +8,20 @@ but some of them arrive from the network, so each metric caps its series and fol
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ivrkit.callbacks.model import Result, State
+
+if TYPE_CHECKING:
+    from ivrkit.store.callbacks import CallbackSummary
+
+log = logging.getLogger("ivrkit.metrics")
 
 # Round trips of AGI commands: a GET VARIABLE takes well under a millisecond, a STREAM FILE or GET DATA lasts as
 # long as the prompt, a WAIT FOR DIGIT or EXEC (Dial, Queue) can take minutes.
@@ -43,6 +54,11 @@ WAIT_ERROR_BUCKETS = (-1800, -900, -600, -300, -180, -120, -60, -30, 0, 30, 60, 
 WAIT_ABS_ERROR_BUCKETS = (30, 60, 120, 180, 300, 600, 900, 1800)
 WAIT_RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2, 3, 5)
 WAIT_SAID = ("number", "safe", "none")  # a figure, the safe phrase, nothing (the caller was next)
+
+# Callbacks: the gauges are read from the store when Prometheus scrapes (every process sharing the data directory
+# sees the same figures); attempts are counted by the process that saw them end.
+CALLBACKS_HELP = "Callbacks in the store, by state (pending, dialing, connected, completed, failed, cancelled)."
+OLDEST_PENDING_HELP = "Seconds the oldest pending callback has been waiting since it was requested (0: none pending)."
 
 MAX_SERIES = 500  # per labelled metric; beyond this, new label sets are counted under "other"
 MAX_LABEL_LENGTH = 100
@@ -85,6 +101,39 @@ class _Children:
             return child
         child = self._cache[labels] = self._metric.labels(*(value[:MAX_LABEL_LENGTH] for value in labels))
         return child
+
+
+class _CallbackGauges(Collector):
+    """``ivrkit_callbacks{state}`` and ``ivrkit_callback_oldest_pending_seconds`` from a source read at scrape time.
+
+    Without a source (a process that keeps no callbacks) neither is exported; when the source fails, the
+    failure is logged and both are left out of that scrape, so an alert on their absence fires rather than
+    one on stale figures staying quiet."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], CallbackSummary] | None = None
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("ivrkit_callbacks", CALLBACKS_HELP, labels=["state"])
+        yield GaugeMetricFamily("ivrkit_callback_oldest_pending_seconds", OLDEST_PENDING_HELP)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        source = self.source
+        if source is None:
+            return
+        try:
+            summary = source()
+        except Exception as error:  # a scrape must answer with the other metrics whatever the store does
+            log.warning("callback metrics not read from the store: %s", error)
+            return
+        states = GaugeMetricFamily("ivrkit_callbacks", CALLBACKS_HELP, labels=["state"])
+        for state in State:
+            states.add_metric([state.value], summary.counts.get(state, 0))
+        yield states
+        oldest = summary.oldest_pending_seconds
+        yield GaugeMetricFamily(
+            "ivrkit_callback_oldest_pending_seconds", OLDEST_PENDING_HELP, value=max(0.0, oldest or 0.0)
+        )
 
 
 class ServerMetrics:
@@ -147,6 +196,18 @@ class ServerMetrics:
             buckets=WAIT_RATIO_BUCKETS,
             registry=r,
         )
+        attempts = Counter(
+            "ivrkit_callback_attempts",
+            "Callback dial attempts that ended, by result (answered, busy, no-answer, failed, machine, unconfirmed, "
+            "no-agent, interrupted).",
+            ["result"],
+            registry=r,
+        )
+        self._callback_attempts = _Children(attempts, 1)
+        for result in Result:
+            self._callback_attempts.get((result.value,))
+        self._callback_gauges = _CallbackGauges()
+        r.register(self._callback_gauges)
         self._estimates = _Children(estimates, 2)
         self._wait_errors = (_Children(wait_error, 1), _Children(wait_abs_error, 1), _Children(wait_ratio, 1))
         self._sessions = _Children(sessions, 1)
@@ -209,6 +270,19 @@ class ServerMetrics:
 
     def sms_failed(self) -> None:
         self._sms_failed.inc()
+
+    def watch_callbacks(self, source: Callable[[], CallbackSummary] | None) -> None:
+        """Export the callback gauges from ``source`` (e.g. ``lambda: store.summary(time.time())``), called at
+        each scrape; None stops exporting them."""
+        self._callback_gauges.source = source
+
+    def callback_attempt(self, result: Result | str) -> None:
+        """Count a callback attempt that ended with ``result``."""
+        self._callback_attempts.get((str(result),)).inc()
+
+    def callbacks_changed(self) -> None:
+        """The dispatcher's hook after each change it makes. Nothing to do: the gauges are read from the store
+        at scrape time, so they include changes made by any process on the same data directory."""
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for an HTTP response."""

@@ -24,6 +24,7 @@ SUBJECTS = {
     "steps": ("steps entered", "entered"),
 }
 PROMPT_SUBJECTS = ("heard", "interrupted")
+CALLBACK_FIELDS = ("number", "queue", "origin", "reason")
 
 
 def local_step(name: str, flow: str) -> str:
@@ -43,6 +44,8 @@ class Observed:
     vars: dict[str, Any]
     outcome: str
     texts: tuple[tuple[str, str], ...] = ()  # (to, text) of each text queued, in order
+    callbacks: tuple[dict[str, Any], ...] = ()  # each callback registered: {number, queue, origin, reason}
+    cancelled: tuple[dict[str, Any], ...] = ()  # each callback the caller cancelled: {number, queue}
 
     @classmethod
     def of(cls, result: SimulationResult, flow: str) -> Observed:
@@ -53,7 +56,12 @@ class Observed:
         steps = [local_step(name, flow) for name in result.steps]
         texts = tuple((e.detail["to"], e.detail["text"]) for e in result.journal.of_kind("text_queued")
                       if e.detail.get("new"))
-        return cls(flow, result.heard, interrupted, steps, dict(result.vars), result.outcome, texts)
+        callbacks = tuple({key: e.detail.get(key) for key in CALLBACK_FIELDS}
+                          for e in result.journal.of_kind("callback-requested") if e.detail.get("new"))
+        cancelled = tuple({"number": e.detail.get("number"), "queue": e.detail.get("queue")}
+                          for e in result.journal.of_kind("callback-cancelled") if e.detail.get("cancelled"))
+        return cls(flow, result.heard, interrupted, steps, dict(result.vars), result.outcome, texts, callbacks,
+                   cancelled)
 
     def sequence(self, subject: str) -> list[str]:
         return list(getattr(self, subject))
@@ -277,6 +285,48 @@ class TextsMatch(Expectation):
             if problem:
                 failures.append(Failure(item.location, f"{self.label}[{index}]", f"text {index} {problem}",
                                         actual=f"to {to}: {text!r}"))
+        return failures
+
+
+@dataclass(frozen=True)
+class CallbackExpected:
+    """One item under ``callbacks:`` or ``callbacks_cancelled:``: the fields given must match."""
+
+    location: Location
+    fields: tuple[tuple[str, Any], ...]  # (field, value) as written; a reason may be null (no reason)
+
+    def problem(self, actual: dict[str, Any]) -> str | None:
+        wrong = [f"{name} is {actual.get(name)!r}, not {value!r}" for name, value in self.fields
+                 if actual.get(name) != value]
+        return "; ".join(wrong) or None
+
+
+def _describe_callback(callback: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in callback.items() if value is not None)
+
+
+@dataclass(frozen=True)
+class CallbacksMatch(Expectation):
+    """``callbacks:`` (registered) or ``callbacks_cancelled:``: exactly these, in order; ``[]``: none."""
+
+    label: str
+    location: Location
+    items: tuple[CallbackExpected, ...]
+    cancelled: bool = False
+
+    def check(self, observed: Observed) -> list[Failure]:
+        actual = observed.cancelled if self.cancelled else observed.callbacks
+        shown = show_list([_describe_callback(c) for c in actual]) if actual else "none"
+        what = "callback(s) cancelled" if self.cancelled else "callback(s) registered"
+        if len(actual) != len(self.items):
+            return [Failure(self.location, self.label, f"{len(self.items)} {what} expected, {len(actual)} were",
+                            actual=shown)]
+        failures = []
+        for index, (item, callback) in enumerate(zip(self.items, actual), start=1):
+            problem = item.problem(callback)
+            if problem:
+                failures.append(Failure(item.location, f"{self.label}[{index}]", f"callback {index}: {problem}",
+                                        actual=_describe_callback(callback)))
         return failures
 
 

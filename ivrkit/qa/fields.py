@@ -12,10 +12,12 @@ import datetime as dt
 import re
 from typing import Any
 
-from ivrkit.engine.world import QueueStats, StaticWorld
+from ivrkit.callbacks.model import ACTIVE, Origin, State
+from ivrkit.engine.world import UNAVAILABLE, QueueStats, StaticWorld, preset_callbacks
 from ivrkit.flow.diagnostics import did_you_mean
 from ivrkit.flow.fields import (
     INVALID,
+    Any_,
     Boolean,
     Duration,
     Field,
@@ -29,7 +31,15 @@ from ivrkit.flow.fields import (
     Text,
 )
 from ivrkit.flow.source import Mapping, Node, Scalar, Sequence, describe, plain
-from ivrkit.qa.expect import OutcomeIs, TextExpected, TextsMatch, VarExpected, VarsMatch
+from ivrkit.qa.expect import (
+    CallbackExpected,
+    CallbacksMatch,
+    OutcomeIs,
+    TextExpected,
+    TextsMatch,
+    VarExpected,
+    VarsMatch,
+)
 from ivrkit.qa.model import Located, ScriptStep
 from ivrkit.sim.script import KEYS, Action, ScriptError, action_from, parse_keys
 from ivrkit.sim.session import ANSWERED, HandoffResult
@@ -153,9 +163,45 @@ class Handoffs(Field[Located[list[HandoffResult]]]):
         return ListOf(_HANDOFF).json_schema()
 
 
-def _world(queues: dict[str, QueueStats] | None, maintenance: str | dict[str, str] | None) -> StaticWorld:
+def _world(
+    queues: dict[str, QueueStats] | None, maintenance: str | dict[str, str] | None, callbacks: Any
+) -> StaticWorld:
     modes = {"*": maintenance} if isinstance(maintenance, str) else dict(maintenance or {})
-    return StaticWorld(dict(queues or {}), modes)
+    presets, down = preset_callbacks(callbacks or [])
+    return StaticWorld(dict(queues or {}), modes, preset_callbacks=presets, callbacks_down=down)
+
+
+QUEUE_NAME_FIELD = Text(QUEUE_NAME, what="queue name")
+_PRESET: Record[dict[str, Any]] = Record(
+    {
+        "number": Option(RawText("phone number"), "The number, in E.164 as the store keeps it.", required=True),
+        "queue": Option(QUEUE_NAME_FIELD, "The queue it is for.", required=True),
+        "state": Option(Text(choices=tuple(s.value for s in State if s in ACTIVE), what="active callback state"),
+                        "pending (default), dialing or connected."),
+        "id": Option(Text(what="callback id"), "Its id (default cb-1, cb-2, …)."),
+    },
+    what="callback",
+)
+
+
+class PresetCallbacks(Field[Any]):
+    """``callbacks: [{number: "+4930123456", queue: support}]``: callbacks active before the call (a caller who
+    calls again); ``callbacks: unavailable``: the callback store fails (requests are refused)."""
+
+    type_name = f"list of callbacks such as [{{number: \"+4930123456\", queue: support}}], or {UNAVAILABLE}"
+
+    def parse(self, node: Node, ctx: ParseContext) -> Any:
+        if isinstance(node, Scalar) and node.value == UNAVAILABLE:
+            return UNAVAILABLE
+        if not isinstance(node, Sequence):
+            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}")
+        items = [_PRESET.parse(item, ctx) for item in node.items]
+        if INVALID in items:
+            return INVALID
+        return [{key: value for key, value in item.items() if value is not None} for item in items]
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"enum": [UNAVAILABLE]}, {"type": "array", "items": _PRESET.json_schema()}]}
 
 
 QUEUE_STATS = Record(
@@ -173,6 +219,8 @@ STATE = Record(
                        what="maintenance mode or {flow: mode}"),
             "Maintenance mode for every flow (planned, emergency, closed) or by flow name.",
         ),
+        "callbacks": Option(PresetCallbacks(), "Callbacks active before the call, [{number, queue, state, id}], or "
+                            f"`{UNAVAILABLE}`: the callback store fails."),
     },
     factory=_world,
     what="state",
@@ -354,6 +402,45 @@ class TextsField(Field[TextsMatch]):
         return {"type": "array", "items": {"anyOf": [{"type": "string"}, _TEXT_ITEM.json_schema()]}}
 
 
+_CALLBACK_ITEM: Record[dict[str, Any]] = Record(
+    {
+        "number": Option(RawText("phone number"), "The number called back, E.164."),
+        "queue": Option(QUEUE_NAME_FIELD, "The queue."),
+        "origin": Option(Text(choices=tuple(o.value for o in Origin), what="origin"),
+                         "request (a callback step), opt-in or automatic (a hang-up in the queue)."),
+        "reason": Option(Any_(), "The reason label chosen (null: none)."),
+    },
+    what="expected callback",
+)
+
+
+class CallbacksField(Field[CallbacksMatch]):
+    """``callbacks: [{number: "+4930123456", queue: support, origin: request}]``: exactly these callbacks were
+    registered (``callbacks_cancelled``: cancelled), in order; ``[]``: none. Fields not written are not compared."""
+
+    type_name = "list of callbacks such as [{number: \"+49…\", queue: support}]"
+
+    def __init__(self, cancelled: bool = False):
+        self.cancelled = cancelled
+
+    def parse(self, node: Node, ctx: ParseContext) -> CallbacksMatch:
+        if not isinstance(node, Sequence):
+            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}", "write `[]` for none")
+        items = []
+        for item in node.items:
+            values: Any = _CALLBACK_ITEM.parse(item, ctx)
+            if values is INVALID or not isinstance(item, Mapping):
+                return INVALID
+            if self.cancelled and set(item.keys()) - {"number", "queue"}:
+                return ctx.error(item, "a cancelled callback is described by its number and queue only")
+            items.append(CallbackExpected(item.location, tuple((key, values[key]) for key in item.keys())))
+        label = "expect.callbacks_cancelled" if self.cancelled else "expect.callbacks"
+        return CallbacksMatch(label, node.location, tuple(items), self.cancelled)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": _CALLBACK_ITEM.json_schema()}
+
+
 EXPECT_HELP = {
     "heard": "Exactly the prompts heard, in order (spoken values as digits:123, number:42).",
     "heard_includes": "Prompts heard in this order, others may come between.",
@@ -369,6 +456,10 @@ EXPECT: Record[dict[str, Any]] = Record(
         "vars": Option(VarsField(), "Variables at the end of the call (others may exist; null means unset)."),
         "outcome": Option(OutcomeField(), "How the call ended: queue:NAME, transfer:DEST, an outcome label, …"),
         "texts": Option(TextsField(), "Exactly the text messages queued, in order: [{to, text, contains}]."),
+        "callbacks": Option(CallbacksField(), "Exactly the callbacks registered, in order: "
+                            "[{number, queue, origin, reason}]."),
+        "callbacks_cancelled": Option(CallbacksField(cancelled=True), "Exactly the callbacks the caller cancelled, "
+                                      "in order: [{number, queue}]."),
     },
     what="expectations",
 )

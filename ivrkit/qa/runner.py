@@ -202,6 +202,10 @@ def describe_setup(case: FlowTest) -> str:
             parts.append(f"queue {name} ({_stats(vars(stats)) or 'all 0'})")
         for flow, mode in setup.world.maintenance_modes.items():
             parts.append(f"maintenance {mode}" + ("" if flow == "*" else f" in {flow}"))
+        for callback in setup.world.preset_callbacks:
+            parts.append(f"callback {callback.id} to {callback.number} for {callback.queue} ({callback.state})")
+        if setup.world.callbacks_down:
+            parts.append("callback store unavailable")
     if setup.handoffs is not None:
         handoffs = (f"{h.outcome} after {h.after:g}s{_changes(h)}" for h in setup.handoffs.value)
         parts.append("handoffs " + ", ".join(handoffs))

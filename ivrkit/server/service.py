@@ -1,5 +1,5 @@
-"""``ivrkit serve`` assembled: flows, FastAGI listener, admin endpoint, store and outbox worker, reloads,
-signals and the drain.
+"""``ivrkit serve`` assembled: flows, FastAGI listener, admin endpoint, store and outbox worker, callbacks and
+their dispatcher (with an AMI connection), reloads, signals and the drain.
 
 Signals: SIGTERM (and Ctrl-C) drain the server: no new sessions, running calls finish, then the process
 exits; a second SIGTERM exits at once. SIGHUP reloads the flows now; they are also reloaded when their files
@@ -17,6 +17,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ivrkit.callbacks.dispatcher import DispatcherLocked
+from ivrkit.callbacks.live import LiveCallbacks
+from ivrkit.callbacks.running import AmiSettings, CallbackDispatch
 from ivrkit.ops.admin import AdminServer
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.server.library import FlowLibrary, ReloadReport
@@ -27,7 +30,7 @@ from ivrkit.sms.links import LinkSigner
 from ivrkit.sms.settings import SmsSettings
 from ivrkit.sms.texts import OutboxTexts
 from ivrkit.sms.worker import OutboxWorker
-from ivrkit.store import SqliteOutbox, open_database
+from ivrkit.store import SqliteCallbacks, SqliteOutbox, open_database
 
 log = logging.getLogger("ivrkit.server")
 
@@ -45,6 +48,8 @@ class ServiceSettings:
     drain_seconds: float | None = None  # None: wait for every call however long it takes
     data_dir: Path = Path(".ivrkit")  # the store and the link-signing key
     sms: SmsSettings = field(default_factory=SmsSettings)  # default: the console sink (development)
+    ami: AmiSettings | None = None  # None: callbacks are stored, and dialled by `ivrkit dispatcher` elsewhere
+    dispatch_poll: float = 1.0  # seconds between the dispatcher's looks for due callbacks and free agents
 
 
 class Service:
@@ -59,8 +64,24 @@ class Service:
         self.outbox_worker = OutboxWorker(self.outbox, sms.gateway, sms.retry, metrics=self.metrics)
         self.texts = OutboxTexts(self.outbox, self.links, sms.link_ttl, on_queued=self.outbox_worker.wake)
         self.queues = LiveQueues(self.database, metrics=self.metrics)
-        self.world = LiveWorld(self.queues, self.texts)
+        self.callback_store = SqliteCallbacks(self.database)
+        self.metrics.watch_callbacks(lambda: self.callback_store.summary(time.time()))
+        callbacks = LiveCallbacks(
+            self.callback_store, lambda: self.library.flows, on_change=self._callbacks_changed, metrics=self.metrics
+        )
+        self.world = LiveWorld(self.queues, self.texts, callbacks)
         self.library = FlowLibrary(settings.flows, settings.prompts, world=self.world)
+        self.dispatch: CallbackDispatch | None = None
+        if settings.ami is not None:
+            self.dispatch = CallbackDispatch(
+                settings.data_dir,
+                self.callback_store,
+                lambda: self.library.flows,
+                settings.ami,
+                maintenance=self.world.maintenance,
+                metrics=self.metrics,
+                poll=settings.dispatch_poll,
+            )
         self.listener = AgiListener(
             SessionHandler(self.library, self.metrics, settings.session), self.metrics, settings.listener
         )
@@ -85,6 +106,7 @@ class Service:
                 self.health,
                 self.metrics,
                 links=self.links,
+                callbacks=self.callback_store,
             )
             self.admin.start()
         if self.settings.sms.source is None:
@@ -92,6 +114,7 @@ class Service:
                         "not sent; fine for development")
         log.info("store in %s", self.database.path, extra={"data_dir": str(self.settings.data_dir)})
         self.outbox_worker.start()
+        self._start_dispatch()
         threading.Thread(target=self._watch_flows, name="flow-reload", daemon=True).start()
 
     def run(self) -> int:
@@ -125,9 +148,25 @@ class Service:
             self.admin.stop()
         # Unsent texts stay in the outbox for the next start; a send in flight ends within the gateway timeout.
         queues_written = self.queues.close()
-        if self.outbox_worker.stop(timeout=self.settings.sms.retry.lease) and queues_written:
+        dispatch_stopped = self.dispatch.stop() if self.dispatch is not None else True
+        if self.outbox_worker.stop(timeout=self.settings.sms.retry.lease) and queues_written and dispatch_stopped:
             self.settings.sms.gateway.close()
             self.database.close()
+
+    def _start_dispatch(self) -> None:
+        if self.dispatch is None:
+            log.info("no --ami: callbacks are stored; run `ivrkit dispatcher` on this data directory to dial them")
+            return
+        try:
+            self.dispatch.start()
+        except (DispatcherLocked, OSError) as error:
+            log.warning("callbacks are not dialled by this server: %s", error)
+            self.dispatch = None
+
+    def _callbacks_changed(self) -> None:
+        """A callback was requested or an attempt ended here: the dispatcher looks now, not at its next poll."""
+        if self.dispatch is not None:
+            self.dispatch.wake()
 
     def _on_terminate(self, signum: int, frame: FrameType | None) -> None:
         if self._draining.is_set():

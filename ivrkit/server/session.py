@@ -19,9 +19,11 @@ from ivrkit.agi.channel import AgiChannel, call_info
 from ivrkit.agi.connection import AgiConnection, PeerClosed, ReplyTimeout
 from ivrkit.agi.transport import Waiter
 from ivrkit.agi.wire import ProtocolError, parse_route
+from ivrkit.callbacks.answer import answer_callback
 from ivrkit.engine import transitions
 from ivrkit.engine.journal import Event, Journal
 from ivrkit.engine.runner import OUTCOME_VARIABLE, RESULT_VARIABLE, SessionResult
+from ivrkit.engine.state import CallState
 from ivrkit.ops.logs import call_context, set_step
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.server.library import FlowLibrary
@@ -110,6 +112,12 @@ class SessionHandler:
         try:
             if route.mode == "hangup":
                 result = engine.run_hangup(channel, route.flow, journal=journal)
+            elif route.mode == "callback":  # an answered callback leg: the callback's own session, not the flow
+                answered = answer_callback(
+                    channel, flow, route.params.get("id", ""), route.params.get("amd", ""), engine.world,
+                    journal=journal, prompt_language=engine.prompt_language,
+                )  # fmt: skip
+                result = SessionResult(answered.outcome, CallState(flow.name), journal)
             else:
                 if self.settings.answer and route.mode == "start":
                     channel.answer()

@@ -25,7 +25,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ivrkit.engine.world import QueueExit, QueueJoin, QueueStats, SentText, TextRequest
+from ivrkit.engine.world import (
+    CallbackNotRegistered,
+    CallbackRequest,
+    PendingCallback,
+    QueueExit,
+    QueueJoin,
+    QueueStats,
+    SentText,
+    TextRequest,
+)
 from ivrkit.queueing.announce import SAID_NUMBER, SAID_OFF
 from ivrkit.steps.queue import ANSWERED
 from ivrkit.store.database import Database, StoreError
@@ -33,6 +42,8 @@ from ivrkit.store.estimates import SqliteEstimateLog
 from ivrkit.store.writer import BackgroundWriter, Write
 
 if TYPE_CHECKING:
+    from ivrkit.callbacks.live import LiveCallbacks
+    from ivrkit.callbacks.model import Callback, Result
     from ivrkit.engine.channel import Channel
     from ivrkit.ops.metrics import ServerMetrics
     from ivrkit.sms.texts import OutboxTexts
@@ -107,11 +118,13 @@ class LiveQueues:
 
 class LiveWorld:
     """The engine's :class:`~ivrkit.engine.world.World` on the live server: queues from :class:`LiveQueues`,
-    texts through the durable outbox. Maintenance modes are not read yet (no flow is in maintenance)."""
+    texts through the durable outbox, callbacks in the store (``callbacks``; without it a request is refused and
+    the caller told). Maintenance modes are not read yet (no flow is in maintenance)."""
 
-    def __init__(self, queues: LiveQueues, texts: OutboxTexts):
+    def __init__(self, queues: LiveQueues, texts: OutboxTexts, callbacks: LiveCallbacks | None = None):
         self.queues = queues
         self.texts = texts
+        self.callbacks = callbacks
 
     def queue(self, name: str, channel: Channel) -> QueueStats:
         return self.queues.queue(name, channel)
@@ -127,3 +140,25 @@ class LiveWorld:
 
     def maintenance(self, flow: str) -> str | None:
         return None
+
+    def request_callback(self, request: CallbackRequest) -> PendingCallback:
+        if self.callbacks is None:
+            raise CallbackNotRegistered("this server keeps no callbacks")
+        return self.callbacks.request_callback(request)
+
+    def pending_callback(self, number: str, queue: str | None) -> PendingCallback | None:
+        return self.callbacks.pending_callback(number, queue) if self.callbacks is not None else None
+
+    def cancel_callback(self, callback_id: str, by: str) -> bool:
+        return self.callbacks.cancel_callback(callback_id, by) if self.callbacks is not None else False
+
+    # -- the answered callback leg (ivrkit.callbacks.answer.CallbackWorld) ----------------------------------
+
+    def callback(self, callback_id: str) -> Callback | None:
+        return self.callbacks.callback(callback_id) if self.callbacks is not None else None
+
+    def callback_connected(self, callback_id: str, channel_id: str) -> bool:
+        return self.callbacks is not None and self.callbacks.callback_connected(callback_id, channel_id)
+
+    def callback_attempt_ended(self, callback_id: str, channel_id: str, result: Result) -> bool:
+        return self.callbacks is not None and self.callbacks.callback_attempt_ended(callback_id, channel_id, result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ivrkit.steps.base import COMMON_OPTIONS, Step
 from ivrkit.steps.branch import Branch
+from ivrkit.steps.callback import Callback
 from ivrkit.steps.collect import Collect
 from ivrkit.steps.goto import Goto
 from ivrkit.steps.hangup import Hangup
@@ -17,7 +18,8 @@ from ivrkit.steps.sms import Sms
 from ivrkit.steps.transfer import Transfer
 
 STEP_KINDS: dict[str, type[Step]] = {
-    kind.kind: kind for kind in (Play, Say, Menu, Collect, Set, Branch, Hours, Goto, Queue, Transfer, Sms, Hangup)
+    kind.kind: kind
+    for kind in (Play, Say, Menu, Collect, Set, Branch, Hours, Goto, Queue, Transfer, Sms, Callback, Hangup)
 }
 
 __all__ = ["COMMON_OPTIONS", "STEP_KINDS", "Step"]

@@ -5,17 +5,26 @@ first match acts: go to a step, join another queue, or offer choices) and says t
 (position and estimated wait, :mod:`ivrkit.queueing`). Every join is reported to the world with its
 estimate; when the dialplan gives the call back, or the caller hangs up in the queue, :meth:`Queue.returned`
 reports the wait that followed, so the estimate log can say how accurate announcements are.
+
+With ``callback_on_hangup`` a caller who hangs up while waiting (after ``min_wait``) is called back:
+``automatic`` for any caller with a usable caller ID, ``opted_in`` only for callers who opted in earlier in the
+call (a ``callback`` step with ``when: on_hangup``). The request is registered by :meth:`Queue.returned`, which
+the compiled hang-up handler reaches on the dead channel; the caller's place is the time they joined.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ivrkit.callbacks.model import Origin
+from ivrkit.callbacks.numbers import UnusableNumber, from_caller_id
+from ivrkit.callbacks.settings import CallbackSettings
 from ivrkit.engine.transitions import GoTo, HandOff, Transition
-from ivrkit.engine.world import QueueExit, QueueJoin, QueueStats
+from ivrkit.engine.world import CallbackNotRegistered, CallbackRequest, QueueExit, QueueJoin, QueueStats
 from ivrkit.flow.diagnostics import Location
 from ivrkit.flow.fields import (
     Duration,
@@ -53,6 +62,23 @@ KEEP = "keep"  # an offer's choice that joins the queue after all
 # the join of a step that neither announces nor has overflow rules: its figures are never read
 UNREAD = Announcement(0, Estimate(None, "none", "figures not read: no announce, no overflow rules"), SAID_OFF)
 ANSWERED, ABANDONED, HANGUP = "answered", "abandoned", "hangup"
+
+
+AUTOMATIC, OPTED_IN = "automatic", "opted_in"
+
+
+def callback_settings(flow: Flow, queue: str) -> CallbackSettings:
+    """The queue's ``queues.<queue>.callback`` settings, else the defaults (as the dispatcher uses them)."""
+    settings = flow.queues.get(queue)
+    return settings.callback if settings is not None and settings.callback is not None else CallbackSettings()
+
+
+@dataclass(frozen=True)
+class HangupCallback:
+    """``callback_on_hangup``: who is called back after hanging up while waiting."""
+
+    when: str  # automatic | opted_in
+    min_wait: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,26 @@ class _Outcome(Text):
         super().__init__(OUTCOME_NAME, what="queue outcome", hint=OUTCOME_HINT)
 
 
+CALLBACK_ON_HANGUP = Option(
+    Record(
+        {
+            "when": Option(
+                Text(choices=(AUTOMATIC, OPTED_IN), what="when"),
+                "`automatic`: every caller with a usable caller ID. `opted_in`: only callers who opted in "
+                "earlier in the call (a `callback` step with `when: on_hangup` for this queue), on the number "
+                "they gave.",
+                required=True,
+            ),
+            "min_wait": Option(Duration(), "Callers who hung up sooner are not called back.", 0.0),
+        },
+        factory=HangupCallback,
+        what="callback on hang-up",
+    ),
+    "Call back callers who hang up while waiting in the queue; they keep their place (the time they joined). "
+    "The number is normalised with `queues.<queue>.callback.country`; anonymous callers are never called back.",
+)
+
+
 class Queue(HandOffStep):
     kind = "queue"
     summary = (
@@ -155,6 +201,7 @@ class Queue(HandOffStep):
             "(from the flow's `queues.<queue>.exit_keys`).",
             {},
         ),
+        "callback_on_hangup": CALLBACK_ON_HANGUP,
     }
     example = """\
 support_queue:
@@ -166,6 +213,7 @@ support_queue:
     - when: {estimate_over: 15m}
       offer: {prompt: long-wait-options, choices: {"1": keep, "2": goodbye}}
   outcomes: {timeout: offer_callback, joinempty: closed_message, callback: offer_callback}
+  callback_on_hangup: {when: automatic, min_wait: 2m}
 """
 
     @property
@@ -253,6 +301,7 @@ support_queue:
                       plan.said, plan.estimate.method, now)
         )
         call.state.queue, call.state.queued_at = spec.name, now.timestamp()
+        call.state.joined.setdefault(spec.name, now.timestamp())  # a callback keeps the first place in the line
         return self.hand_off_to(spec)
 
     @staticmethod
@@ -280,7 +329,50 @@ support_queue:
             result = ABANDONED if talk is None else ANSWERED
         call.log("queue-left", queue=state.queue, wait=round(wait, 3), result=result, talk=talk)
         call.world.queue_left(QueueExit(channel.info.uniqueid, call.flow.name, state.queue, wait, result, talk, now))
+        if result == ABANDONED and self.settings.get("callback_on_hangup") is not None:
+            self._callback_on_hangup(call, state.queue, wait, now)
         state.queue = state.queued_at = None
+
+    def _callback_on_hangup(self, call: CallContext, queue: str, wait: float, now: dt.datetime) -> None:
+        """Register the callback of a caller who hung up waiting, as ``callback_on_hangup`` says. The channel is
+        dead: nothing is said, and whatever stops it is logged (``callback-skipped``)."""
+        rule: HangupCallback = self.settings["callback_on_hangup"]
+        state = call.state
+        if wait < rule.min_wait:
+            call.log("callback-skipped", queue=queue, why=f"waited {wait:.0f}s, less than {rule.min_wait:g}s")
+            return
+        opt_in = state.callback if state.callback is not None and state.callback.queue == queue else None
+        if opt_in is not None:
+            number, reason, origin = opt_in.number, opt_in.reason, Origin.OPT_IN
+        elif rule.when == OPTED_IN:
+            call.log("callback-skipped", queue=queue, why="the caller did not opt in")
+            return
+        else:
+            try:
+                number = from_caller_id(call.channel.info.caller_number, callback_settings(call.flow, queue).country)
+            except UnusableNumber as error:
+                call.log("callback-skipped", queue=queue, why=str(error))
+                return
+            reason, origin = None, Origin.AUTOMATIC
+        joined = state.joined.get(queue, state.queued_at)
+        request = CallbackRequest(
+            number, queue, call.flow.name, origin, call.channel.info.uniqueid,
+            dt.datetime.fromtimestamp(joined, dt.UTC) if joined is not None else now, now, reason, call.language,
+            self._priority(queue),
+        )  # fmt: skip
+        try:
+            pending = call.world.request_callback(request)
+        except CallbackNotRegistered as error:
+            call.log("callback-unavailable", queue=queue, message=str(error))
+            return
+        state.callback = None
+        call.log("callback-requested", id=pending.id, number=number, queue=queue, origin=str(origin), reason=reason,
+                 new=pending.new)
+
+    def _priority(self, queue: str) -> int:
+        """The priority the caller waited with in ``queue`` (this step's, or an overflow rule's queue)."""
+        specs = [self.spec, *(spec for spec, _ in self.overflow_queues())]
+        return next((spec.priority for spec in specs if spec.name == queue), self.spec.priority)
 
 
 def _duration(channel: Channel, name: str) -> float | None:

@@ -72,13 +72,15 @@ def test_reply_number() -> None:
 
 def test_routes() -> None:
     assert parse_route("support/hangup").mode == "hangup"
+    callback = parse_route("support/callback?id=ab12&amd=MACHINE")
+    assert (callback.mode, callback.params) == ("callback", {"id": "ab12", "amd": "MACHINE"})
     assert parse_route("support?lang=de&lang=en").params == {"lang": "en"}
     assert parse_route("support?name=a%0Ab").params == {"name": "a b"}
     with pytest.raises(ValueError, match="no flow name"):
         parse_route("")
     with pytest.raises(ValueError, match="no flow name"):
         parse_route("../etc/passwd")
-    with pytest.raises(ValueError, match="unknown path 'support/other'"):
+    with pytest.raises(ValueError, match=r"unknown path 'support/other'.*/<flow>/callback"):
         parse_route("support/other")
 
 

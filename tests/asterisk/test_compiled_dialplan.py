@@ -13,15 +13,17 @@ import secrets
 import shutil
 import socket
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from ivrkit.agi.channel import AgiChannel
 from ivrkit.ami.client import AmiClient, AmiError
+from ivrkit.callbacks.model import Callback, Result
 from ivrkit.cli import main
 from ivrkit.compiler import compile_flows
 from ivrkit.compiler.dialplan import parse_agi_url
@@ -32,7 +34,7 @@ from ivrkit.engine.world import StaticWorld
 from ivrkit.flow.loader import load_directory
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.prompts.catalog import PromptCatalog
-from ivrkit.qa.asterisk.calls import CallDriver, caller_dialplan
+from ivrkit.qa.asterisk.calls import Call, CallDriver, caller_dialplan
 from ivrkit.qa.asterisk.sandbox import QUEUES_CONF, AsteriskInstance
 from ivrkit.qa.expect import OutcomeIs
 from ivrkit.qa.format import load_suite
@@ -42,6 +44,7 @@ from ivrkit.server.library import FlowLibrary
 from ivrkit.server.listener import AgiListener, ListenerSettings
 from tests.asterisk.conftest import AgiSession, FastAgiPeer, wav
 from tests.asterisk.recording import RecordingHandler
+from tests.callbacks.test_answer import CALLBACK_ID, StoreWorld, dialing
 
 pytestmark = pytest.mark.asterisk
 
@@ -66,6 +69,21 @@ steps:
     queue: hold
   note:
     set: {left: "yes"}
+"""
+RINGBACK = """
+flow: ringback
+start: hold
+queues:
+  ringback:
+    exit_keys: {"1": again}
+    callback: {priority: 7}
+steps:
+  hold:
+    queue: ringback
+    callback_on_hangup: {when: automatic}
+    outcomes: {again: bye}
+  bye:
+    hangup: true
 """
 EXTENSIONS_CONF = f"""\
 [general]
@@ -100,6 +118,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, asterisk: AsteriskInstance
         shutil.copy(path, flows / path.name)
     (flows / "waiting.yaml").write_text(textwrap.dedent(WAITING))
     (flows / "holding.yaml").write_text(textwrap.dedent(HOLDING))
+    (flows / "ringback.yaml").write_text(textwrap.dedent(RINGBACK))
     catalog = PromptCatalog.load(ROOT / "prompts")
     for prompt in catalog.languages["en"]:
         asterisk.install_sound(f"ivrkit/{prompt}.wav", wav(0.15), language="en")
@@ -202,6 +221,7 @@ def test_compiled_files_load_without_a_warning_and_every_context_is_there(
     assert set(expected.contexts) == {
         "ivrkit-billing", "ivrkit-billing-hangup", "ivrkit-holding", "ivrkit-holding-hangup",
         "ivrkit-support", "ivrkit-support-hangup", "ivrkit-waiting", "ivrkit-waiting-hangup", "ivrkit-exit-billing",
+        "ivrkit-exit-support", "ivrkit-ringback", "ivrkit-ringback-hangup", "ivrkit-exit-ringback",
     }  # fmt: skip  (every flow here queues calls: its hang-up handler reports how the wait ended)
     lines, summary = priorities(asterisk, "ivrkit-support")
     text = "\n".join(lines)
@@ -214,6 +234,20 @@ def test_compiled_files_load_without_a_warning_and_every_context_is_there(
     lines, summary = priorities(asterisk, "ivrkit-support-hangup")
     assert "[run]" in "\n".join(lines) and f"({expected.contexts['ivrkit-support-hangup']} priorities)" in summary
     assert "[run]" in "\n".join(priorities(asterisk, "ivrkit-waiting-hangup")[0])  # no on_hangup, but it queues
+    # the callback legs' extensions: in support's context (it registers callbacks), nowhere else
+    callback = "\n".join(asterisk.command("dialplan show callback@ivrkit-support"))
+    assert "'callback' =>" in callback, callback
+    for label in ("cb-queue", "queue-support", "cb-dial", "cb-hangup"):
+        assert f"[{label}]" in callback, label
+    assert "AMD()" in callback and "/support/callback?id=" in callback
+    agent = "\n".join(asterisk.command("dialplan show callback-agent@ivrkit-support"))
+    assert "'callback-agent' =>" in agent and "[queue-support]" in agent and "[hangup]" in agent, agent
+    summary = priorities(asterisk, "ivrkit-support")[1]
+    assert summary.startswith("-= 3 extensions"), summary  # s, callback, callback-agent
+    assert "'callback' =>" in "\n".join(asterisk.command("dialplan show callback@ivrkit-ringback"))
+    for flow in ("billing", "holding", "waiting"):
+        assert "There is no existence" in " ".join(asterisk.command(f"dialplan show callback@ivrkit-{flow}"))
+    assert any("Info about Application 'AMD'" in line for line in asterisk.command("core show application AMD"))
     status = ami.send_list("QueueStatus", Queue="support").events
     assert [(e.get("Queue"), e.get("Strategy")) for e in status if e.name == "QueueParams"] == [("support", "rrmemory")]
 
@@ -486,3 +520,173 @@ def test_values_from_the_server_never_become_dialplan_syntax(
         assert handed == [], variables
         if "IVRKIT_TIMEOUT" in variables:
             assert ("Set", "IVRKIT_DP_TIMEOUT=1") in apps and ("Set", "QUEUE_PRIO=059") in apps, apps
+
+
+# -- callback legs ----------------------------------------------------------------------------------------------
+
+
+def leg_applications(ami: AmiClient, mark: int, call: Call) -> list[tuple[str, str]]:
+    """Every application the IVR half ran, read from AMI up to its hang-up: a call whose IVR half never answers
+    can count as done (its Originate failed) before the last of its events reached the call driver."""
+    ami.wait_for(lambda e: e.name == "Hangup" and e.get("Uniqueid") == call.ivr_id, 30, since=mark)
+    return [(event.get("Application", ""), event.get("AppData", "")) for event in ami.events_since(mark)
+            if event.name == "Newexten" and event.get("Uniqueid") == call.ivr_id]  # fmt: skip
+
+
+class LegWorld(StoreWorld):
+    """One callback dialing on a test call's IVR channel: its id is known only once the call is placed, so the
+    session's first read waits for :meth:`placed` (no race with the AGI session)."""
+
+    def __init__(self, callback: Callback) -> None:
+        super().__init__()
+        self.template = callback
+        self.ready = threading.Event()
+
+    def placed(self, channel_id: str) -> None:
+        self.rows[self.template.id] = replace(self.template, channel_id=channel_id)
+        self.ready.set()
+
+    def callback(self, callback_id: str) -> Callback | None:
+        assert self.ready.wait(10), "the test never placed the callback's call"
+        return super().callback(callback_id)
+
+
+def test_a_called_back_customer_who_confirms_joins_the_queue_at_the_callback_priority(
+    serve: Callable[..., Server], call_driver: CallDriver
+) -> None:
+    world = LegWorld(dialing())
+    server = serve(world=world)
+    call = call_driver.place(
+        "ivrkit-support", exten="callback", variables={"IVRKIT_CALLBACK": CALLBACK_ID, "IVRKIT_CB_AMD": "0"},
+        script=["1"],
+    )  # fmt: skip
+    world.placed(call.ivr_id)
+    call.wait(30)
+    (session,) = server.results
+    assert session.outcome == "callback-connected", call.describe()
+    assert world.changes == [("connected", CALLBACK_ID, call.ivr_id, None)]
+    assert call.prompts_streamed == [
+        "en/ivrkit/callback-intro", "en/ivrkit/callback-press-to-connect", "en/ivrkit/callback-connecting",
+    ]  # fmt: skip
+    apps = call.applications
+    url = f"agi://127.0.0.1:{server.listener.port}/support/callback?id={CALLBACK_ID}&amd="
+    assert ("AGI", url) in apps and ("ExecIf", "0?AMD()") in apps, apps  # no machine detection asked for
+    after = apps[apps.index(("AGI", url)) :]
+    assert ("Set", "QUEUE_PRIO=010") in after and ("Queue", "support,,,,") in after, after
+    assert after[-1] == ("Hangup", "")  # the sandbox's queue has no agents: JOINEMPTY, and the leg ends
+    assert call.variables.get("QUEUESTATUS") == "JOINEMPTY"
+
+
+def test_a_machine_answering_the_callback_ends_the_attempt_without_a_word(
+    serve: Callable[..., Server], call_driver: CallDriver
+) -> None:
+    """AMD() on the real leg: the test caller sends only silence, which AMD takes for a machine (initial
+    silence, 2.5 s by default); the server ends the attempt as `machine` and the dialplan hangs up."""
+    world = LegWorld(dialing())
+    server = serve(world=world)
+    call = call_driver.place(
+        "ivrkit-support", exten="callback", variables={"IVRKIT_CALLBACK": CALLBACK_ID, "IVRKIT_CB_AMD": "1"}
+    )
+    world.placed(call.ivr_id)
+    call.wait(30)
+    apps = call.applications
+    assert ("ExecIf", "1?AMD()") in apps and call.variables.get("IVRKIT_DP_STATUS") == "MACHINE", call.describe()
+    url = f"agi://127.0.0.1:{server.listener.port}/support/callback?id={CALLBACK_ID}&amd=MACHINE"
+    assert ("AGI", url) in apps, apps
+    (session,) = server.results
+    assert session.outcome == "callback-machine" and call.prompts_streamed == []
+    assert world.changes == [("ended", CALLBACK_ID, call.ivr_id, Result.MACHINE)]
+    assert not [app for app, _ in apps if app in ("Queue", "Dial")]
+
+
+LEG_CASES = [
+    # (extension, the Originate's variables, what the server sets) → the Queue()/Dial() that runs, if any
+    ("callback", {}, {"IVRKIT_RESULT": "queue", "IVRKIT_TARGET": "support", "IVRKIT_PRIORITY": "5)9"},
+     ("Queue", "support,,,,")),  # the control: a known queue runs, the priority read as digits only
+    ("callback", {}, {"IVRKIT_RESULT": "queue", "IVRKIT_TARGET": "support,r,,,,,,,1"}, None),
+    ("callback", {}, {"IVRKIT_RESULT": "queue", "IVRKIT_TARGET": "billing"}, None),  # not a callback queue here
+    ("callback", {}, {"IVRKIT_RESULT": "dial", "IVRKIT_TARGET": "+4930123456", "IVRKIT_TIMEOUT": "1,r"},
+     ("Dial", "Local/+4930123456@ivrkit-outbound,1")),  # the control: a number, dialled for digits only
+    ("callback", {}, {"IVRKIT_RESULT": "dial", "IVRKIT_TARGET": "+4930&Local/s@admin"}, None),
+    ("callback", {}, {"IVRKIT_RESULT": "dial", "IVRKIT_TARGET": "PJSIP/operator"}, None),  # numbers only
+    ("callback", {}, {"IVRKIT_RESULT": "dial", "IVRKIT_TARGET": "4930+1"}, None),
+    ("callback", {}, {"IVRKIT_RESULT": "dial", "IVRKIT_TARGET": "${SHELL(id)}"}, None),
+    ("callback", {}, {"IVRKIT_RESULT": 'queue"="queue', "IVRKIT_TARGET": "support"}, None),
+    ("callback-agent", {"IVRKIT_CB_QUEUE": "support", "IVRKIT_CB_PRIORITY": "7", "IVRKIT_CB_WAIT": "1"}, None,
+     ("Queue", "support,,,,1")),  # the control
+    ("callback-agent", {"IVRKIT_CB_QUEUE": "sup port", "IVRKIT_CB_WAIT": "1"}, None, None),
+    ("callback-agent", {"IVRKIT_CB_QUEUE": "billing", "IVRKIT_CB_WAIT": "1"}, None, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("exten", "variables", "sets", "runs"), LEG_CASES)
+def test_values_reaching_the_callback_legs_never_become_dialplan_syntax(
+    project: Path, asterisk: AsteriskInstance, ami: AmiClient, call_driver: CallDriver,
+    fastagi: Callable[[Callable[[AgiSession], None]], FastAgiPeer],
+    exten: str, variables: dict[str, str], sets: dict[str, str] | None, runs: tuple[str, str] | None,
+) -> None:  # fmt: skip
+    def script(session: AgiSession) -> None:
+        for name, value in (sets or {}).items():
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            assert session.command(f'SET VARIABLE {name} "{escaped}"') == "200 result=1"
+
+    peer = fastagi(script)
+    assert install(asterisk, compile_for(project, f"agi://127.0.0.1:{peer.port}"), ami).ok
+    mark = ami.mark()
+    call = call_driver.place("ivrkit-support", exten=exten, variables={"IVRKIT_CALLBACK": CALLBACK_ID, **variables})
+    apps = leg_applications(ami, mark, call)
+    if sets is not None:
+        assert peer.check().env["agi_network_script"] == f"support/callback?id={CALLBACK_ID}&amd="
+    handed = [(app, data) for app, data in apps if app in ("Queue", "Dial")]
+    assert handed == ([runs] if runs else []), apps
+    assert apps[-1] == ("Hangup", ""), apps
+
+
+@pytest.mark.parametrize("callback_id", [CALLBACK_ID[:-1], CALLBACK_ID + "0", CALLBACK_ID[:-1] + "g",
+                                         CALLBACK_ID.upper(), f"{CALLBACK_ID[:16]}${{SHELL(id)}}"])  # fmt: skip
+def test_a_leg_whose_callback_id_is_not_32_hex_digits_never_reaches_the_server(
+    project: Path, asterisk: AsteriskInstance, ami: AmiClient, call_driver: CallDriver,
+    fastagi: Callable[[Callable[[AgiSession], None]], FastAgiPeer], callback_id: str,
+) -> None:  # fmt: skip
+    peer = fastagi(lambda session: None)
+    assert install(asterisk, compile_for(project, f"agi://127.0.0.1:{peer.port}"), ami).ok
+    mark = ami.mark()
+    call = call_driver.place("ivrkit-support", exten="callback", variables={"IVRKIT_CALLBACK": callback_id})
+    apps = leg_applications(ami, mark, call)
+    assert "AGI" not in [app for app, _ in apps] and apps[-1] == ("Hangup", ""), apps
+    assert peer.sessions == []
+
+
+def test_a_called_back_customer_who_presses_an_exit_key_waits_on_in_the_queue(
+    serve: Callable[..., Server], call_driver: CallDriver, ami: AmiClient
+) -> None:
+    """A queue's exit keys lead back to the flow that queued the call; a called-back customer has no flow to go
+    back to, so the exit context sends them back into the queue (at the callback's priority still)."""
+    world = LegWorld(dialing(queue="ringback", flow="ringback"))
+    server = serve(world=world)
+    mark = ami.mark()
+    call = call_driver.place(
+        "ivrkit-ringback", exten="callback", variables={"IVRKIT_CALLBACK": CALLBACK_ID}, script=["1"]
+    )
+    world.placed(call.ivr_id)
+    events = ami.cursor(mark)
+    events.wait_for(lambda e: e.name == "QueueCallerJoin" and e.get("Uniqueid") == call.ivr_id, 30)
+    ami.send("PlayDTMF", Channel=call.ivr_channel or "", Digit="1", Receive=True)  # the exit key
+    events.wait_for(lambda e: e.name == "QueueCallerJoin" and e.get("Uniqueid") == call.ivr_id, 30)  # again
+    ami.send("Hangup", Channel=call.ivr_channel or "")
+    call.wait(30)
+    (session,) = server.results  # no resume session: the flow never got the call back
+    assert session.outcome == "callback-connected"
+    apps = call.applications
+    exit_path = apps[apps.index(("Set", "IVRKIT_DP_STATUS=again")) :]
+    assert exit_path[:7] == [
+        ("Set", "IVRKIT_DP_STATUS=again"),
+        ("Goto", "back,1"),
+        ("Set", "IVRKIT_DP_FROM=ringback"),
+        ("GotoIf", "0?unknown"),
+        ("GotoIf", "1?callback"),
+        ("GotoIf", "1?ivrkit-ringback,callback,queue-ringback"),
+        ("Queue", "ringback,,,,"),
+    ], apps
+    assert [data for app, data in apps if app == "Set" and data.startswith("QUEUE_PRIO=")] == ["QUEUE_PRIO=07"]
+    assert not [data for app, data in apps if app == "AGI" and "/resume" in data]

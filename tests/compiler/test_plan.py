@@ -38,12 +38,18 @@ def test_the_example_flows_plan() -> None:
     assert queues["vip"].settings.ring_timeout == 20 and queues["vip"].settings.join_empty == (
         "paused", "unavailable", "invalid")  # fmt: skip
     assert result.contexts == ["ivrkit-billing", "ivrkit-billing-hangup", "ivrkit-support", "ivrkit-support-hangup",
-                               "ivrkit-exit-billing"]  # fmt: skip
-    assert queues["billing"].exit_context == "ivrkit-exit-billing" and queues["support"].exit_context is None
+                               "ivrkit-exit-billing", "ivrkit-exit-support"]  # fmt: skip
+    assert queues["billing"].exit_context == "ivrkit-exit-billing"
+    assert queues["support"].exit_context == "ivrkit-exit-support"
     assert queues["billing"].periodic == ("en/ivrkit/pay-online-while-waiting",)
-    (exit_billing,) = result.exits
+    exit_billing, exit_support = result.exits
     assert exit_billing.keys == (("2", "pay-online"),)
     assert [flow.flow for flow in exit_billing.flows] == ["billing", "support"]  # both queue callers there
+    assert exit_support.keys == (("1", "callback"),)
+    # support registers callbacks for its queue (callback steps, callback_on_hangup, its callback: block); billing
+    # only reaches support's steps with goto, and a callback belongs to the flow whose step registered it
+    assert [queue.name for queue in support.callbacks] == ["support"] and billing.callbacks == ()
+    assert [flow.flow for flow in exit_support.callbacks] == ["support"] and exit_billing.callbacks == ()
     assert result.sources == ("billing.yaml", "support.yaml")
 
 

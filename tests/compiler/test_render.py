@@ -61,7 +61,7 @@ def test_the_agi_address_reaches_every_agi_line() -> None:
     files = compile_flows(flows, diagnostics, catalog(), parse_agi_url("hagi://ivr.example.com"))
     assert files is not None
     agi_lines = [line for line in files[EXTENSIONS_FILE].splitlines() if ",AGI(" in line]
-    assert len(agi_lines) == 6  # start and resume per flow, and each flow's hang-up handler
+    assert len(agi_lines) == 7  # start and resume per flow, each flow's hang-up handler, support's callback leg
     assert all("AGI(hagi://ivr.example.com/" in line for line in agi_lines)
 
 

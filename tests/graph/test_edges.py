@@ -79,3 +79,17 @@ def test_example_flows() -> None:
     for flow in flows.values():  # every edge of a correct flow leads to a step or another flow
         for edge in edges(flow):
             assert edge.target in flow.steps or edge.target.startswith("flow:"), edge
+
+
+def test_a_callback_step_leads_to_its_outcomes_and_next() -> None:
+    support = load_directory(ROOT / "flows").flows["support"]
+    offer = [edge for edge in edges(support) if edge.source == "offer_callback"]
+    assert offer == [
+        Edge("offer_callback", "tech_queue_join", "cancelled", "outcome"),
+        Edge("offer_callback", "tech_queue_join", "failed", "outcome"),
+        Edge("offer_callback", "tech_queue_join", "unavailable", "outcome"),
+        Edge("offer_callback", "callback_goodbye", "next", "next"),
+        Edge("offer_callback", "tech_queue_join", "cancel *", "cancel"),
+    ]
+    graph_nodes = {node.id: node for node in nodes(support, edges(support))}
+    assert graph_nodes["keep_place"].lines == ("keep_place", "callback: support, if the caller hangs up waiting")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from pathlib import Path
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ivrkit.callbacks.model import NewCallback, Origin, Result, State
 from ivrkit.ops import metrics as metrics_module
 from ivrkit.ops.metrics import COMMAND_BUCKETS, ServerMetrics
+from ivrkit.store import CallbackSummary, SqliteCallbacks, open_database
 
 
 def samples(metrics: ServerMetrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -117,3 +123,77 @@ def test_label_values_from_the_network_cannot_grow_the_series_without_bound(monk
     assert len(flows) == 6
     assert flows["other"] == 15
     assert flows["flow0"] == 1
+
+
+# -- callbacks --------------------------------------------------------------------------------------
+
+
+def test_callback_attempts_are_counted_by_result_and_exported_at_zero_before_they_happen() -> None:
+    m = ServerMetrics()
+    for result in Result:
+        assert value(m, "ivrkit_callback_attempts_total", result=result.value) == 0
+    m.callback_attempt(Result.BUSY)
+    m.callback_attempt(Result.BUSY)
+    m.callback_attempt("no-answer")
+    assert value(m, "ivrkit_callback_attempts_total", result="busy") == 2
+    assert value(m, "ivrkit_callback_attempts_total", result="no-answer") == 1
+    assert value(m, "ivrkit_callback_attempts_total", result="answered") == 0
+
+
+def test_callback_gauges_are_absent_without_a_source() -> None:
+    names = {name for name, _ in samples(ServerMetrics())}
+    assert "ivrkit_callbacks" not in names
+    assert "ivrkit_callback_oldest_pending_seconds" not in names
+
+
+def test_callback_gauges_are_read_from_the_source_at_every_scrape() -> None:
+    m = ServerMetrics()
+    reads: list[int] = []
+    summary = CallbackSummary({State.PENDING: 3, State.DIALING: 1}, 95.5)
+
+    def source() -> CallbackSummary:
+        reads.append(1)
+        return summary
+
+    m.watch_callbacks(source)
+    assert value(m, "ivrkit_callbacks", state="pending") == 3
+    assert value(m, "ivrkit_callbacks", state="dialing") == 1
+    assert value(m, "ivrkit_callbacks", state="failed") == 0  # every state, missing ones at 0
+    assert value(m, "ivrkit_callback_oldest_pending_seconds") == 95.5
+    summary = CallbackSummary(dict.fromkeys(State, 0), None)
+    m.callbacks_changed()
+    assert value(m, "ivrkit_callbacks", state="pending") == 0
+    assert value(m, "ivrkit_callback_oldest_pending_seconds") == 0  # none pending
+    assert len(reads) == 6  # no caching: each scrape (here each value()) reads the store
+    m.watch_callbacks(None)
+    assert value(m, "ivrkit_callbacks", state="pending") is None
+
+
+def test_a_failing_callback_source_leaves_the_gauges_out_and_the_rest_in(caplog: pytest.LogCaptureFixture) -> None:
+    m = ServerMetrics()
+    m.session_started("support")
+
+    def broken() -> CallbackSummary:
+        raise sqlite3.OperationalError("database is locked")
+
+    m.watch_callbacks(broken)
+    with caplog.at_level(logging.WARNING, logger="ivrkit.metrics"):
+        s = samples(m)
+    assert ("ivrkit_sessions_total", frozenset({("flow", "support")})) in s
+    assert not any(name.startswith("ivrkit_callbacks") for name, _ in s)
+    assert "callback metrics not read from the store: database is locked" in caplog.text
+
+
+def test_callback_gauges_follow_a_real_store(tmp_path: Path) -> None:
+    with open_database(tmp_path) as database:
+        store = SqliteCallbacks(database, clock=lambda: 1_000.0)
+        m = ServerMetrics()
+        m.watch_callbacks(lambda: store.summary(1_100.0))
+        assert value(m, "ivrkit_callbacks", state="pending") == 0
+        for index, at in enumerate((1_000.0, 1_040.0)):
+            store.request(NewCallback(f"+49301234{index}", "support", "support", Origin.REQUEST, at, at))
+        first = store.list(limit=10)[-1]
+        store.cancel(first.id, by="ops")
+        assert value(m, "ivrkit_callbacks", state="pending") == 1
+        assert value(m, "ivrkit_callbacks", state="cancelled") == 1
+        assert value(m, "ivrkit_callback_oldest_pending_seconds") == 60

@@ -33,7 +33,8 @@ def test_every_example_suite_passes_with_the_cli(capsys: pytest.CaptureFixture[s
     assert len(passed) >= 40
     assert out.splitlines()[-1] == f"{len(passed)} passed, 0 failed"
     support_row = next(line for line in out.splitlines() if line.startswith("support "))
-    assert support_row.split()[1:] == ["24/24", "100.0%", "8/8", "100.0%", "28/28", "100.0%"]
+    # the callback steps (returning callers, the exit key, the long-wait opt-in) added 6 steps and 11 prompts
+    assert support_row.split()[1:] == ["30/30", "100.0%", "8/8", "100.0%", "39/39", "100.0%"]
 
 
 MUTATIONS = [
@@ -60,11 +61,26 @@ MUTATIONS = [
      {"a wait over 20 minutes is offered help online", "a wait over 20 minutes, the caller keeps waiting"}),
     ("support.yaml", "wording: about, min_answered: 5", "wording: about, min_answered: 3",
      {"too few answered calls give the safe phrase instead of a number"}),
+    ("support.yaml", "callback_on_hangup: {when: automatic, min_wait: 1m}",
+     "callback_on_hangup: {when: automatic, min_wait: 2m}",
+     {"a caller who waited over a minute and hung up is called back automatically"}),
+    ("support.yaml", "callback_on_hangup: {when: opted_in}", "callback_on_hangup: {when: automatic, min_wait: 10m}",
+     {"a long wait, the caller opts in to a callback and hangs up later"}),
+    ("support.yaml", "caller.callback.queue == 'support'", "caller.callback.queue == 'billing'",
+     {"a returning caller keeps the callback they asked for",
+      "a returning caller cancels the callback and carries on"}),
+    ("support.yaml", "country: DE", "country: AT",
+     {"exit key 1 in the queue, the caller confirms their number and gives a reason",
+      "the caller gives another number for the callback"}),
+    ("support.yaml", "outcomes: {cancelled: tech_queue_join, failed: tech_queue_join, unavailable: tech_queue_join}",
+     "outcomes: {cancelled: tech_queue_join, failed: tech_queue_join}",
+     {"the callback store fails, the caller is told and goes back to the queue"}),
 ]
 
 
 IDS = ["vip rule", "holiday", "opening hours", "re-prompt order", "menu failure", "cancel key", "hang-up handler",
-       "operator busy", "queue threshold", "account pattern", "overflow threshold", "minimum data"]
+       "operator busy", "queue threshold", "account pattern", "overflow threshold", "minimum data",
+       "callback minimum wait", "callback opt-in", "returning caller", "callback country", "callback store down"]
 
 
 @pytest.mark.parametrize("file, old, new, expected", MUTATIONS, ids=IDS)

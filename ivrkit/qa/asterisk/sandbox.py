@@ -44,8 +44,8 @@ AMI_USER = "ivrkit"
 
 MODULES = (
     # applications
-    "app_dial", "app_echo", "app_exec", "app_playback", "app_playtones", "app_queue", "app_read", "app_senddtmf",
-    "app_stack", "app_userevent", "app_verbose",
+    "app_amd", "app_dial", "app_echo", "app_exec", "app_playback", "app_playtones", "app_queue", "app_read",
+    "app_senddtmf", "app_stack", "app_userevent", "app_verbose",
     # dialplan, AGI, CLI originate
     "pbx_config", "res_agi", "res_clioriginate", "res_speech",
     # functions
@@ -89,6 +89,7 @@ congestion = 480+620/250,0/250
 
 QUIET_CONFIGS = {
     "acl.conf": "",
+    "amd.conf": "[general]\n",  # app_amd declines to load without it (its defaults suit the tests)
     "ccss.conf": "[general]\n",
     "cdr.conf": "[general]\nenable = no\n",
     "cel.conf": "[general]\nenable = no\n",
