@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sqlite3
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ivrkit.callbacks.model import Callback, CallbackEvent, State
-from ivrkit.cli.serve import DEFAULT_DATA_DIR
+from ivrkit.cli.common import add_data_dir_option
 from ivrkit.ops import callbacks as views
 from ivrkit.store import CallbackFinished, CallbackNotFound, SqliteCallbacks, StoreError
 from ivrkit.store.database import DATABASE_FILE, Database, open_database
@@ -36,12 +35,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         "The admin API offers the same: GET /v1/callbacks, GET /v1/callbacks/<id>, POST /v1/callbacks/<id>/cancel.",
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("IVRKIT_DATA_DIR", str(DEFAULT_DATA_DIR))),
-        help="the server's data directory, holding the store ($IVRKIT_DATA_DIR) (%(default)s)",
-    )
+    add_data_dir_option(common, "the server's data directory, holding the store")
     common.add_argument("--json", action="store_true", help="print JSON, as the admin API answers")
     actions = parser.add_subparsers(dest="action", required=True)
 

@@ -31,6 +31,30 @@ def add_project_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_data_dir_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--data-dir`` (``$IVRKIT_DATA_DIR``, default ``.ivrkit``): where the server's store lives."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("IVRKIT_DATA_DIR", ".ivrkit")),
+        help=f"{help} ($IVRKIT_DATA_DIR) (%(default)s)",
+    )
+
+
+def add_log_options(parser: argparse.ArgumentParser, debug: str = "") -> None:
+    """``--log-format json|text`` and ``--log-level`` (``$IVRKIT_LOG_FORMAT``, ``$IVRKIT_LOG_LEVEL``)."""
+    env = os.environ.get
+    parser.add_argument(
+        "--log-format", choices=("json", "text"), default=env("IVRKIT_LOG_FORMAT", "json"), help="(%(default)s)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=env("IVRKIT_LOG_LEVEL", "info"),
+        help=f"{debug} (%(default)s)".strip(),
+    )
+
+
 def add_ami_options(parser: argparse.ArgumentParser, default: str | None) -> None:
     """``--ami HOST:PORT``, ``--ami-user``, ``--ami-secret-file`` (the secret may come from the environment)."""
     env = os.environ.get

@@ -18,13 +18,12 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from ivrkit.callbacks.dispatcher import DispatcherLocked
 from ivrkit.callbacks.running import SECRET_ENV, CallbackDispatch
-from ivrkit.cli.common import add_ami_options, add_project_options, ami_settings
+from ivrkit.cli.common import add_ami_options, add_data_dir_option, add_log_options, add_project_options, ami_settings
 from ivrkit.ops.logs import configure
 from ivrkit.server.library import FlowLibrary
 from ivrkit.store import SqliteCallbacks, StoreError, open_database
@@ -47,12 +46,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         "SIGHUP reloads the flows.",
     )
     add_project_options(parser)
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(_env("DATA_DIR", ".ivrkit")),
-        help="the data directory of `ivrkit serve`, where the callbacks are stored ($IVRKIT_DATA_DIR) (%(default)s)",
-    )
+    add_data_dir_option(parser, "the data directory of `ivrkit serve`, where the callbacks are stored")
     add_ami_options(parser, DEFAULT_AMI)
     parser.add_argument(
         "--poll",
@@ -66,13 +60,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         default=float(_env("RELOAD_INTERVAL", "2")),
         help="seconds between checks for changed flow files; 0: reload on SIGHUP only (%(default)s)",
     )
-    parser.add_argument(
-        "--log-format", choices=("json", "text"), default=_env("LOG_FORMAT", "json"), help="(%(default)s)"
-    )
-    parser.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default=_env("LOG_LEVEL", "info"),
-        help="(%(default)s)",
-    )  # fmt: skip
+    add_log_options(parser)
     return parser
 
 

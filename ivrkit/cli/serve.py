@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ivrkit.cli.common import add_ami_options, add_project_options, ami_settings
+from ivrkit.cli.common import add_ami_options, add_data_dir_option, add_log_options, add_project_options, ami_settings
 from ivrkit.ops.admin import load_or_create_token
 from ivrkit.ops.logs import configure
 from ivrkit.server.listener import LOOPBACK, ListenerSettings
@@ -21,7 +21,6 @@ from ivrkit.server.session import SessionSettings
 from ivrkit.sms.settings import SmsConfigError, load_sms_settings
 from ivrkit.store import StoreError
 
-DEFAULT_DATA_DIR = Path(".ivrkit")
 TOKEN_FILE = "admin-token"  # in the data directory unless --admin-token-file says otherwise
 
 
@@ -84,12 +83,10 @@ def register(commands: Any) -> argparse.ArgumentParser:
         help="where the admin token is kept (created, mode 0600, when missing; "
         "$IVRKIT_ADMIN_TOKEN overrides it) (default: admin-token in the data directory)",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(_env("DATA_DIR", str(DEFAULT_DATA_DIR))),
-        help="where the server keeps its state: the store (outbox of text messages, estimate log), the admin "
-        "token and the link-signing key; share it between processes of one server ($IVRKIT_DATA_DIR) (%(default)s)",
+    add_data_dir_option(
+        parser,
+        "where the server keeps its state: the store (outbox of text messages, estimate log, callbacks), the admin "
+        "token and the link-signing key; share it between processes of one server",
     )
     parser.add_argument(
         "--sms-config",
@@ -110,15 +107,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         default=None,
         help="on SIGTERM, wait at most this many seconds for running calls (default: as long as they last)",
     )
-    parser.add_argument(
-        "--log-format", choices=("json", "text"), default=_env("LOG_FORMAT", "json"), help="(%(default)s)"
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default=_env("LOG_LEVEL", "info"),
-        help="debug logs every step, prompt and key of every call (%(default)s)",
-    )
+    add_log_options(parser, "debug logs every step, prompt and key of every call")
     add_ami_options(parser, None)  # without --ami callbacks are stored but not dialled (`ivrkit dispatcher`)
     return parser
 

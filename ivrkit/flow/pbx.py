@@ -38,7 +38,6 @@ from ivrkit.flow.fields import (
     NAME_PATTERN,
     Boolean,
     Duration,
-    Field,
     Integer,
     Key,
     ListOf,
@@ -48,7 +47,7 @@ from ivrkit.flow.fields import (
     Record,
     Text,
 )
-from ivrkit.flow.segments import PromptId, PromptSegment
+from ivrkit.flow.segments import PromptName
 from ivrkit.flow.source import Mapping, Node, Scalar
 from ivrkit.steps.queue import OUTCOME_NAME, QUEUE_NAME, QUEUE_NAME_HINT, QUEUE_OUTCOMES
 from ivrkit.steps.transfer import DESTINATION
@@ -151,19 +150,6 @@ class QueueSettings:
         return tuple(dict.fromkeys(outcome for _, outcome in self.exit_keys))
 
 
-class _Prompt(Field[str]):
-    """A prompt id, recorded as a reference so ``ivrkit check`` finds it in the catalog like any other."""
-
-    type_name = "prompt id"
-
-    def parse(self, node: Node, ctx: ParseContext) -> str:
-        segment = PromptId().parse(node, ctx)
-        return segment.prompt if isinstance(segment, PromptSegment) else INVALID
-
-    def json_schema(self) -> dict[str, Any]:
-        return PromptId().json_schema()
-
-
 def _fallback(prompt: str, queue: str | None, transfer: str | None, hangup: bool) -> Fallback:
     return Fallback(prompt, queue, transfer, hangup)
 
@@ -184,7 +170,7 @@ def _one_route(value: Fallback, node: Node, ctx: ParseContext) -> Fallback:
 
 _FALLBACK_RECORD: Record[Fallback] = Record(
     {
-        "prompt": Option(_Prompt(), "Played first, so callers are never left in silence.", DEFAULT_FALLBACK_PROMPT),
+        "prompt": Option(PromptName(), "Played first, so callers are never left in silence.", DEFAULT_FALLBACK_PROMPT),
         "queue": Option(
             Text(QUEUE_NAME, what="queue name", hint=QUEUE_NAME_HINT),
             "Then put the caller in this queue (default: the first queue the flow's steps use).",
@@ -212,7 +198,7 @@ def _maintenance(planned: str, emergency: str, closed: str) -> MaintenancePrompt
 def _maintenance_options() -> dict[str, Option]:
     defaults = MaintenancePrompts()
     return {
-        mode: Option(_Prompt(), f"Announcement for maintenance mode `{mode}`.", defaults.prompt(mode))
+        mode: Option(PromptName(), f"Announcement for maintenance mode `{mode}`.", defaults.prompt(mode))
         for mode in MAINTENANCE_MODES
     }
 
@@ -345,7 +331,7 @@ def _within_asterisk_limits(value: PeriodicPrompts, node: Node, ctx: ParseContex
 _PERIODIC_RECORD: Record[PeriodicPrompts] = Record(
     {
         "prompts": Option(
-            ListOf(_Prompt(), min_items=1),
+            ListOf(PromptName(), min_items=1),
             f"Played in turn, one each time (`periodic-announce`; up to {MAX_PERIODIC_PROMPTS}).",
             required=True,
         ),
@@ -488,7 +474,7 @@ CALLBACK_OPTIONS: dict[str, Option] = {
         _DEFAULT_CALLBACK.detect_machine,
     ),
     "prompts": Option(
-        MapOf(Text(choices=tuple(DEFAULT_PROMPTS), what="callback prompt role"), _Prompt(), "callback prompts"),
+        MapOf(Text(choices=tuple(DEFAULT_PROMPTS), what="callback prompt role"), PromptName(), "callback prompts"),
         "Prompts of the callback call, by role: "
         + ", ".join(f"`{role}` (`{prompt}`)" for role, prompt in DEFAULT_PROMPTS.items())
         + "; agent is said to the agent (agent-first), then the number.",

@@ -65,6 +65,20 @@ class PromptId(Field[PromptSegment]):
         return {"type": "string", "pattern": PROMPT_PATTERN.pattern}
 
 
+class PromptName(Field[str]):
+    """A prompt id as a plain name (settings that name prompts), recorded as a reference so ``ivrkit check``
+    finds it in the catalog like any prompt a step plays."""
+
+    type_name = "prompt id"
+
+    def parse(self, node: Node, ctx: ParseContext) -> str:
+        segment = PromptId().parse(node, ctx)
+        return segment.prompt if isinstance(segment, PromptSegment) else INVALID
+
+    def json_schema(self) -> dict[str, Any]:
+        return PromptId().json_schema()
+
+
 class SayField(Field[SaySegment]):
     """``{number: …}``, ``{digits: …}``, ``{alpha: …}``, ``{date: …}``, ``{time: …}`` or ``{datetime: …}``."""
 

@@ -48,7 +48,7 @@ from ivrkit.flow.fields import (
     StepRef,
     Text,
 )
-from ivrkit.flow.segments import PromptId, PromptSegment, SaySegment, Segment, segments
+from ivrkit.flow.segments import PromptName, PromptSegment, SaySegment, Segment, segments
 from ivrkit.flow.source import Mapping, Node, Scalar
 from ivrkit.queueing.announce import AnnounceSpec
 from ivrkit.queueing.estimator import ESTIMATORS, estimate_wait
@@ -126,19 +126,6 @@ def flow_countries(flow: Flow) -> list[str | None]:
 
 
 # -- the YAML ---------------------------------------------------------------------------------------------
-
-
-class _PromptName(Field[str]):
-    """A prompt id, recorded for ``ivrkit check`` like any prompt a step plays."""
-
-    type_name = "prompt id"
-
-    def parse(self, node: Node, ctx: ParseContext) -> str:
-        segment = PromptId().parse(node, ctx)
-        return segment.prompt if isinstance(segment, PromptSegment) else INVALID
-
-    def json_schema(self) -> dict[str, Any]:
-        return PromptId().json_schema()
 
 
 def _retries(kind: str) -> Option:
@@ -236,7 +223,7 @@ BODY: Record[CallbackSpec] = Record(
         "priority": Option(Integer(0, 100), "Order among the queue's callbacks (higher first), like a queue step's "
                            "priority.", 0),
         "prompts": Option(
-            MapOf(Text(choices=tuple(PROMPTS), what="prompt role"), _PromptName(), "prompts by role"),
+            MapOf(Text(choices=tuple(PROMPTS), what="prompt role"), PromptName(), "prompts by role"),
             "Other prompts instead of the defaults, by role: "
             + ", ".join(f"`{role}` (`{prompt}`)" for role, prompt in PROMPTS.items()) + ".",
             {},
