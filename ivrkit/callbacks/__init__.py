@@ -8,6 +8,8 @@ dispatcher rings them back when an agent is free.
 - ``answer.py``: the session on the answered callback leg (customer confirms, or the agent is told).
 - ``live.py``: the live world's callback part, on the store.
 - ``dispatcher.py`` / ``availability.py``: the AMI side: who is free, originate, watch, reconcile.
+- ``running.py``: the dispatcher as one running part (lock, AMI session, thread) for ``serve`` and
+  ``ivrkit dispatcher``; the AMI settings.
 
 The flow side is the ``callback`` step (``ivrkit/steps/callback.py``) and the queue step's
 ``callback_on_hangup``; the store side is ``ivrkit/store/callbacks.py``.

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from ivrkit import __version__
-from ivrkit.cli import callbacks, check, compile, dispatcher, graph, schema, serve, simulate, test
+from ivrkit.cli import callbacks, check, compile, dispatcher, graph, maintenance, schema, serve, simulate, test
 
-COMMANDS: list[ModuleType] = [check, simulate, serve, dispatcher, callbacks, compile, schema, graph, test]
+COMMANDS: list[ModuleType] = [check, simulate, serve, dispatcher, callbacks, maintenance, compile, schema, graph, test]
 
 
 def build_parser() -> argparse.ArgumentParser:

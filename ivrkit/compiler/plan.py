@@ -6,7 +6,8 @@ contexts with the same name, queues that Asterisk would take for one another (it
 or for ``queues.conf``'s ``[general]`` section, a queue declared differently in two flows, settings for a
 queue nobody uses, the prompts the dialplan plays itself (fallback, maintenance) missing from the catalog,
 and queue steps whose ``outcomes`` name an outcome their queue never gives (the exit keys' outcomes count).
-A queue a ``callback`` step names is used like a queue step's: the callback leg joins it.
+A queue a ``callback`` step names is used like a queue step's: the callback leg joins it; so is a queue a
+maintenance mode's ``then`` names, in the flow's own context.
 Every name is then validated again by :mod:`ivrkit.compiler.dialplan`, so a flow built in code cannot slip
 past the loader's patterns.
 
@@ -291,6 +292,19 @@ def _callback_queues(flow: Flow, queues: Mapping[str, QueuePlan]) -> tuple[Queue
     return tuple(queues[name] for name in sorted(names) if name in queues)
 
 
+def _maintenance_queues(flow: Flow, locate: Locator) -> list[tuple[str, Location]]:
+    """The queues the flow's maintenance modes hand calls to (met only in the flow a call enters)."""
+    if flow.maintenance is None:
+        return []
+    uses = []
+    for mode in MAINTENANCE_MODES:
+        queue = flow.maintenance.handling(mode).then.queue
+        if queue is not None:
+            where = locate.find(None, "maintenance", mode, "then", "queue") or flow.location
+            uses.append((queue.name, where))
+    return uses
+
+
 def _first_queue(flow: Flow) -> str | None:
     for step in flow.steps.values():
         if isinstance(step, Queue):
@@ -302,10 +316,11 @@ def _flow_plan(builder: _Builder, flow: Flow, queues: Mapping[str, QueuePlan]) -
     reachable = _reachable(builder.flows, flow.name)
     queue_steps = [(name, step) for name in reachable for step in builder.flows[name].steps.values()
                    if isinstance(step, Queue)]
-    used = sorted({queue for name, step in queue_steps
-                   for queue, _ in _queues_of(step, Locator(builder.flows[name]))})
-    settings = flow.dialplan
     locate = Locator(flow)
+    used = sorted({queue for name, step in queue_steps
+                   for queue, _ in _queues_of(step, Locator(builder.flows[name]))}
+                  | {queue for queue, _ in _maintenance_queues(flow, locate)})
+    settings = flow.dialplan
     fallback_queue = settings.fallback.queue
     if not settings.fallback.routed:
         fallback_queue = _first_queue(flow)
@@ -382,6 +397,7 @@ def _collect_queues(builder: _Builder, flow: Flow) -> None:
         use = _callback_step_use(step, locate)
         if use is not None:
             builder.uses.append(_QueueUse(*use, flow.name))
+    builder.uses.extend(_QueueUse(name, where, flow.name) for name, where in _maintenance_queues(flow, locate))
     fallback = flow.dialplan.fallback.queue
     if fallback is not None:
         where = locate.find(None, "dialplan", "fallback", "queue") or flow.location

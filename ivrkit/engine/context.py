@@ -10,12 +10,14 @@ from typing import Any
 from ivrkit.callbacks.numbers import UnusableNumber, from_caller_id
 from ivrkit.engine.channel import Channel
 from ivrkit.engine.journal import Journal
+from ivrkit.engine.maintenance import InScope, in_force_for
 from ivrkit.engine.state import CallState
 from ivrkit.engine.transitions import Cancelled
 from ivrkit.engine.world import QueueStats, World
 from ivrkit.flow.expressions import Template
 from ivrkit.flow.model import Defaults, Flow
 from ivrkit.flow.segments import PromptSegment, SaySegment, Segment
+from ivrkit.maintenance.model import Maintenance
 from ivrkit.sms.numbers import unreachable_reason
 from ivrkit.steps.base import Step
 from ivrkit.steps.callback import flow_countries
@@ -117,6 +119,7 @@ class CallContext:
         self._prompt_language = prompt_languages
         self._can_text: bool | None = None
         self._callback: dict[str, Any] | None = _UNREAD
+        self._maintenance: tuple[str, InScope | None] | None = None  # (flow, what it meets), read once per flow
 
     @property
     def defaults(self) -> Defaults:
@@ -150,8 +153,22 @@ class CallContext:
             "channel": _LazyVariables(self.channel.get_variable),
             "now": self.now().astimezone(zoneinfo.ZoneInfo(self.flow.timezone)),
             "queues": _Queues(self.world, self.channel),
-            "maintenance": self.world.maintenance(self.flow.name),
+            "maintenance": self.maintenance,
         }
+
+    @property
+    def maintenance(self) -> InScope | None:
+        """``maintenance`` in expressions: what the flow running now is in, or None. Read once per call and flow
+        (live, a store read), like the runner's check when the session started."""
+        if self._maintenance is not None and self._maintenance[0] == self.flow.name:
+            return self._maintenance[1]
+        return self.maintenance_found(in_force_for(self.world, self.flow, self.now()))
+
+    def maintenance_found(self, found: Maintenance | None) -> InScope | None:
+        """What the runner found when the session started, so expressions need not ask the world again."""
+        seen = None if found is None else InScope(found, self.flow.timezone)
+        self._maintenance = (self.flow.name, seen)
+        return seen
 
     @property
     def caller_can_text(self) -> bool:

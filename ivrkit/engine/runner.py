@@ -1,8 +1,10 @@
 """Runs flows on a channel: the one loop where every transition, cancel, error and hang-up is handled.
 
-A session starts a flow at its start step, or resumes a call that a hand-off step sent to the dialplan. The
-session ends when the flow hangs up, hands off (the state is written to the call for the next session), or
-the caller hangs up (the flow's ``on_hangup`` step then runs on the dead channel).
+A session starts a flow at its start step, or resumes a call that a hand-off step sent to the dialplan. A
+session that starts while the flow is in maintenance meets that first (:mod:`ivrkit.engine.maintenance`): the
+mode's prompts, then its action instead of the start step. The session ends when the flow hangs up, hands off
+(the state is written to the call for the next session), or the caller hangs up (the flow's ``on_hangup``
+step then runs on the dead channel).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from dataclasses import dataclass
 from ivrkit.engine.channel import Channel
 from ivrkit.engine.context import CallContext
 from ivrkit.engine.journal import Journal
+from ivrkit.engine.maintenance import handling_for, in_force_for, meet
 from ivrkit.engine.state import STATE_VARIABLE, CallState
 from ivrkit.engine.transitions import CallerHungUp, Cancelled, Finish, GoTo, HandOff, SwitchFlow, Transition
 from ivrkit.engine.world import StaticWorld, World
 from ivrkit.flow.expressions import ExpressionError
 from ivrkit.flow.model import Flow
+from ivrkit.maintenance.model import Maintenance, Mode
 
 RESULT_VARIABLE = "IVRKIT_RESULT"  # queue, transfer, hangup, caller-hangup or error: what the dialplan does next
 TARGET_VARIABLE = "IVRKIT_TARGET"  # the queue or dial destination
@@ -73,8 +77,15 @@ class Engine:
         ctx.resumed_outcome = resume_outcome.lower() if resume_outcome and state.step else None
         state.step = None
         try:
+            if resume_outcome and state.maintenance is not None:
+                return self._maintenance_returned(ctx, resume_outcome.lower())
             if ctx.resumed_outcome is not None:
                 self._returned(ctx, step_name, ctx.resumed_outcome)
+                return self._loop(ctx, step_name)
+            found = in_force_for(self.world, current, channel.now())
+            ctx.maintenance_found(found)
+            if found is not None:
+                return self._maintenance(ctx, found)
             return self._loop(ctx, step_name)
         except CallerHungUp:
             ctx.log("hangup", by="caller")
@@ -99,7 +110,8 @@ class Engine:
             saved = channel.get_variable(STATE_VARIABLE)
             if saved:
                 state = CallState.from_json(saved)
-                if state.flow in self.flows and state.step in self.flows[state.flow].steps:
+                handed_off = state.step in self.flows[state.flow].steps if state.flow in self.flows else False
+                if handed_off or (state.flow in self.flows and state.step is None and state.maintenance):
                     return state
         if flow not in self.flows:
             raise KeyError(f"no flow named '{flow}'")
@@ -112,6 +124,30 @@ class Engine:
             ctx.step.returned(ctx, outcome)
         except (ExpressionError, ValueError) as error:
             ctx.log("error", message=str(error))
+
+    def _maintenance(self, ctx: CallContext, found: Maintenance) -> SessionResult:
+        """The flow is in maintenance: the mode's prompts, then its action instead of the start step."""
+        try:
+            transition = meet(ctx, found)
+        except (ExpressionError, ValueError) as error:  # a transfer's template, a time the channel cannot say
+            ctx.log("error", message=str(error))
+            return self._finish(ctx, "error")
+        if isinstance(transition, GoTo):
+            return self._loop(ctx, transition.step)
+        if isinstance(transition, HandOff):
+            ctx.state.maintenance = found.mode.value
+            return self._hand_off(ctx, None, transition)
+        assert isinstance(transition, Finish)
+        return self._finish(ctx, transition.outcome)
+
+    def _maintenance_returned(self, ctx: CallContext, outcome: str) -> SessionResult:
+        """The dialplan gave back a call a maintenance mode transferred or queued (nobody answered, the queue was
+        full…): the call ends, labelled like a hand-off step's (``maintenance-transfer-busy``)."""
+        mode = ctx.state.maintenance or ""
+        action = handling_for(ctx.flow, Mode(mode)).then.kind if mode in set(Mode) else "handoff"
+        ctx.log("maintenance-returned", mode=mode, action=action, outcome=outcome)
+        ctx.state.maintenance = None
+        return self._finish(ctx, f"maintenance-{action}-{outcome}")
 
     def _loop(self, ctx: CallContext, step_name: str) -> SessionResult:
         without_input = 0
@@ -149,7 +185,7 @@ class Engine:
                 assert isinstance(transition, Finish)
                 return self._finish(ctx, transition.outcome)
 
-    def _hand_off(self, ctx: CallContext, step_name: str, handoff: HandOff) -> SessionResult:
+    def _hand_off(self, ctx: CallContext, step_name: str | None, handoff: HandOff) -> SessionResult:
         ctx.state.step = step_name
         variables = {STATE_VARIABLE: ctx.state.to_json(), TARGET_VARIABLE: handoff.target}
         variables.update({f"IVRKIT_{name.upper()}": value for name, value in handoff.params.items()})

@@ -31,7 +31,7 @@ class CallbackOptIn:
 @dataclass
 class CallState:
     flow: str
-    step: str | None = None  # the hand-off step to resume at
+    step: str | None = None  # the hand-off step to resume at (None after a maintenance action's hand-off)
     vars: dict[str, Any] = field(default_factory=dict)
     menus: list[str] = field(default_factory=list)  # menus visited, for the cancel key's default target
     sessions: int = 0
@@ -40,6 +40,7 @@ class CallState:
     queued_at: float | None = None  # when (Unix time): the wait when Asterisk does not say
     joined: dict[str, float] = field(default_factory=dict)  # queue → first join in this call: a callback's place
     callback: CallbackOptIn | None = None  # the caller opted in to a callback on hang-up
+    maintenance: str | None = None  # the maintenance mode whose transfer or queue handed the call off (no step)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"f": self.flow, "s": self.step, "v": self.vars, "m": self.menus[-8:]}
@@ -53,6 +54,8 @@ class CallState:
         if self.callback is not None:
             opt_in = self.callback
             data["c"] = [opt_in.queue, opt_in.number] + ([opt_in.reason] if opt_in.reason is not None else [])
+        if self.maintenance is not None:
+            data["x"] = self.maintenance
         text = json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=True)
         if len(text) > MAX_STATE_BYTES:
             raise ValueError(f"call state is {len(text)} bytes, more than {MAX_STATE_BYTES}: keep flow variables small")
@@ -76,6 +79,7 @@ class CallState:
             queued_at=None if queued[1] is None else float(queued[1]),
             joined={str(queue): float(at) for queue, at in (data.get("j") or {}).items()},
             callback=CallbackOptIn(*(str(part) for part in opt_in[:3])) if opt_in else None,
+            maintenance=None if data.get("x") is None else str(data["x"]),
         )
 
     def enter_menu(self, name: str) -> None:

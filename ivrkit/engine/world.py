@@ -1,4 +1,4 @@
-"""The outside of a call: queue statistics and maintenance state a flow reads, texts it sends and callbacks it
+"""The outside of a call: queue statistics and maintenance a flow meets, texts it sends and callbacks it
 registers.
 
 The live server reads them from Asterisk and the state store, queues texts in the outbox and keeps callbacks
@@ -10,11 +10,13 @@ test and on a live call.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ivrkit.callbacks.model import ACTIVE, Origin, State
+from ivrkit.maintenance.model import GLOBAL, Maintenance, Mode, Source, Window, in_force
 
 if TYPE_CHECKING:
     from ivrkit.engine.channel import Channel
@@ -163,8 +165,10 @@ class World(Protocol):
         """The queue as this call would meet it now (the live world asks Asterisk through the call's channel)."""
         ...
 
-    def maintenance(self, flow: str) -> str | None:
-        """The maintenance mode in force for a flow (``planned``, ``emergency``, ``closed``) or None."""
+    def maintenance(self, flow: str, now: dt.datetime) -> Maintenance | None:
+        """The maintenance a call to ``flow`` meets at ``now`` (switched on for the flow or for all flows,
+        scheduled, tripped), or None. The flow's own YAML windows are added by the engine
+        (:func:`ivrkit.engine.maintenance.in_force_for`); a read that fails is None: it never fails a call."""
         ...
 
     def send_text(self, request: TextRequest) -> SentText:
@@ -220,12 +224,57 @@ def preset_callbacks(items: Any) -> tuple[tuple[PendingCallback, ...], bool]:
     return tuple(presets), False
 
 
+PRESET_BY = "flow test"  # who switched on a faked world's maintenance
+_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def preset_maintenance(data: Any) -> dict[str, Maintenance]:
+    """Maintenance a faked world is in, from ``planned`` (every flow) or ``{flow or "*": mode or {mode, until,
+    from, reason}}``; times are datetimes or ISO text, without an offset in the call's timezone."""
+    if isinstance(data, str):
+        data = {GLOBAL: data}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"maintenance: expected a mode or {{flow: mode}}, got {data!r}")
+    presets = {}
+    for scope, value in data.items():
+        item = {"mode": value} if isinstance(value, (str, Mode)) else value
+        if not isinstance(item, Mapping) or "mode" not in item:
+            raise ValueError(f"maintenance of {scope}: expected a mode or {{mode, until, from, reason}}, got {value!r}")
+        unknown = set(item) - {"mode", "until", "from", "reason"}
+        if unknown:
+            raise ValueError(f"maintenance of {scope}: unknown field(s) {', '.join(sorted(unknown))}; "
+                             "known: mode, until, from, reason")
+        try:
+            mode = Mode(str(item["mode"]))
+        except ValueError:
+            raise ValueError(f"maintenance of {scope}: '{item['mode']}' is not one of: "
+                             f"{', '.join(Mode)}") from None
+        presets[str(scope)] = Maintenance(mode, str(scope), _moment(item.get("until")), str(item.get("reason") or ""),
+                                          _moment(item.get("from")))
+    return presets
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
+
+
+def _localized(preset: Maintenance, zone: dt.tzinfo) -> Maintenance:
+    """A preset whose times without an offset are read in ``zone``."""
+
+    def aware(moment: dt.datetime | None) -> dt.datetime | None:
+        return moment if moment is None or moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+    return replace(preset, until=aware(preset.until), since=aware(preset.since))
+
+
 @dataclass
 class StaticWorld:
     """Fixed external state: what flow tests and the simulator use."""
 
     queues: dict[str, QueueStats]
-    maintenance_modes: dict[str, str]  # flow name (or "*" for all) → mode
+    maintenance_presets: Mapping[str, Maintenance]  # flow name (or "*" for all) → the maintenance it is in
     joined: list[QueueJoin] = field(default_factory=list)  # what queue steps reported, for tests to read
     left: list[QueueExit] = field(default_factory=list)
     texts: list[SentText] = field(default_factory=list)  # what sms steps queued, for tests to read
@@ -242,17 +291,25 @@ class StaticWorld:
     def from_mapping(cls, data: Mapping[str, Any] | None) -> StaticWorld:
         data = data or {}
         queues = {name: QueueStats.from_mapping(stats or {}) for name, stats in (data.get("queues") or {}).items()}
-        maintenance = data.get("maintenance") or {}
-        if isinstance(maintenance, str):
-            maintenance = {"*": maintenance}
+        maintenance = preset_maintenance(data.get("maintenance") or {})
         presets, down = preset_callbacks(data.get("callbacks") or [])
-        return cls(queues, dict(maintenance), preset_callbacks=presets, callbacks_down=down)
+        return cls(queues, maintenance, preset_callbacks=presets, callbacks_down=down)
 
     def queue(self, name: str, channel: Channel) -> QueueStats:
         return self.queues.get(name, QueueStats())
 
-    def maintenance(self, flow: str) -> str | None:
-        return self.maintenance_modes.get(flow) or self.maintenance_modes.get("*")
+    def maintenance(self, flow: str, now: dt.datetime) -> Maintenance | None:
+        """The presets as windows (from ``since``, else always; until ``until``, else the end of the call), by the
+        same rules of precedence as the store; naive times are read in ``now``'s timezone."""
+        windows = []
+        for preset in self.maintenance_presets.values():
+            preset = _localized(preset, now.tzinfo or dt.UTC)
+            windows.append(Window(f"preset:{preset.scope}", preset.scope, preset.mode, preset.since or _EARLIEST,
+                                  preset.until, preset.reason, PRESET_BY, Source.CLI))
+        found = in_force(windows, flow, now)
+        if found is not None and found.since == _EARLIEST:
+            found = replace(found, since=None)
+        return found
 
     def send_text(self, request: TextRequest) -> SentText:
         """Record the text once per key; the link carries the placeholder token ``SIMULATED``."""
@@ -296,10 +353,15 @@ class StaticWorld:
                 return True
         return False
 
-    def fresh(self) -> StaticWorld:
+    def fresh(self, timezone: str | None = None) -> StaticWorld:
         """The same queues, maintenance and preset callbacks with nothing recorded: a world for one call, so that
-        calls sharing a setup (flow-test cases under the same `defaults`) never see each other's records."""
-        return StaticWorld(self.queues, self.maintenance_modes, preset_callbacks=self.preset_callbacks,
+        calls sharing a setup (flow-test cases under the same `defaults`) never see each other's records. With
+        ``timezone``, maintenance times written without an offset are read in it (a flow test's flow's)."""
+        presets = self.maintenance_presets
+        if timezone is not None:
+            zone = zoneinfo.ZoneInfo(timezone)
+            presets = {scope: _localized(preset, zone) for scope, preset in presets.items()}
+        return StaticWorld(self.queues, presets, preset_callbacks=self.preset_callbacks,
                            callbacks_down=self.callbacks_down)
 
     def changed(self, queues: Mapping[str, Mapping[str, Any]]) -> StaticWorld:
@@ -308,5 +370,5 @@ class StaticWorld:
         updated = dict(self.queues)
         for name, stats in queues.items():
             updated[name] = replace(updated.get(name, QueueStats()), **stats)
-        return StaticWorld(updated, self.maintenance_modes, self.joined, self.left, self.texts, self.preset_callbacks,
+        return StaticWorld(updated, self.maintenance_presets, self.joined, self.left, self.texts, self.preset_callbacks,
                            self.callbacks_down, self.callbacks, self.callback_requests)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ivrkit.callbacks.settings import CallbackSettings
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean
+from ivrkit.flow.maintenance import MODES
 from ivrkit.flow.model import Flow
 from ivrkit.flow.source import Mapping, Node
 from ivrkit.prompts.catalog import PromptCatalog
@@ -112,9 +113,10 @@ class FlowChecker:
                     self.edges[ref.owner].append(Edge(ref.name, ref.location, ref.label == CANCEL_LABEL))
                 else:
                     self.dangling.add(ref.owner)
-        # A call enters at `start`, at `on_error`, or where another flow's goto lands. The cancel key's default
-        # target (the previous menu) is always a menu the call has already passed, so it adds nothing here.
-        self.in_call = self.reach([flow.start, flow.on_error, *entries], cancel=True)
+        # A call enters at `start`, at `on_error`, where another flow's goto lands, or where a maintenance mode's
+        # goto sends it. The cancel key's default target (the previous menu) is always a menu the call has
+        # already passed, so it adds nothing here.
+        self.in_call = self.reach([flow.start, flow.on_error, *entries, *maintenance_steps(flow)], cancel=True)
         self.in_hangup = self.reach([flow.on_hangup], cancel=False)  # a dead channel has no keys
         self.hangup_only = self.in_hangup - self.in_call
 
@@ -151,6 +153,7 @@ class FlowChecker:
             self.check_keys(step)
             self.check_values(step)
         self.check_callbacks()
+        self.check_maintenance()
         if self.catalog is not None:
             self.check_prompts(self.catalog)
 
@@ -182,7 +185,8 @@ class FlowChecker:
             return  # with a name misspelt, "never reached" would mostly list the steps it was meant to name
         for name in self.order(self.flow.steps.keys() - self.in_call - self.in_hangup):
             self.out.warning(self.flow.steps[name].location, f"step '{name}' is never reached",
-                             "nothing leads to it from `start`, `on_error`, `on_hangup` or another step")
+                             "nothing leads to it from `start`, `on_error`, `on_hangup`, `maintenance` or another "
+                             "step")
 
     def check_ways_out(self) -> None:
         """Steps that just stop: the caller hears silence and is cut off. A hang-up handler may just end."""
@@ -329,15 +333,7 @@ class FlowChecker:
                            f"min_digits ({step.value.min_digits}) is more than max_digits ({step.value.max_digits})",
                            "no entry could ever be valid")
         if isinstance(step, Transfer) and step.spec.to.is_constant:
-            source = step.spec.to.source
-            destination = "" if source is None else str(source).strip()
-            if not destination:
-                self.out.error(step.spec.to.location or step.location, "the transfer has no destination",
-                               "write an endpoint such as PJSIP/operator or a number such as +4930123456")
-            elif not DESTINATION.match(destination):
-                self.out.error(step.spec.to.location or step.location,
-                               f"'{destination}' is not an endpoint or a number",
-                               "write an endpoint such as PJSIP/operator or a number such as +4930123456")
+            self.check_destination(step.spec.to.source, step.spec.to.location or step.location)
 
     def check_callbacks(self) -> None:
         """Queues callers are called back from: their settings, and opt-ins that nothing (or nobody) uses."""
@@ -390,6 +386,39 @@ class FlowChecker:
                                f"'{self.flow.language}' catalog", "add it to the catalog, or give the queue "
                                "`callback: {prompts: {...}}` settings")
 
+    def check_maintenance(self) -> None:
+        """What the loader cannot see in one option: windows of one mode that overlap, a constant transfer
+        destination that is not one."""
+        settings = self.flow.maintenance
+        if settings is None:
+            return
+        for mode in MODES:
+            action = settings.handling(mode).then
+            if action.transfer is not None and action.transfer.to.is_constant:
+                where = action.transfer.to.location or self.at(None, "maintenance", mode, "then")
+                self.check_destination(action.transfer.to.source, where)
+        windows = list(zip(settings.declared, settings.windows))  # as written, and in the flow's timezone
+        for index, (first, one) in enumerate(windows):
+            for second, other in windows[index + 1:]:
+                if one.mode != other.mode or not (one.covers(other.starts_at) or other.covers(one.starts_at)):
+                    continue
+                line = f" at line {first.location.line}" if first.location is not None else ""
+                self.out.warning(second.location or self.flow.location,
+                                 f"this {other.mode} window overlaps the one{line} ("
+                                 f"{first.starts_at.isoformat(' ', timespec='minutes')} to "
+                                 f"{first.ends_at.isoformat(' ', timespec='minutes')})",
+                                 "join them into one window: callers would hear the end of whichever started last")
+
+    def check_destination(self, source: object, where: Location) -> None:
+        """A transfer destination known before any call: an endpoint or a number."""
+        destination = "" if source is None else str(source).strip()
+        if not destination:
+            self.out.error(where, "the transfer has no destination",
+                           "write an endpoint such as PJSIP/operator or a number such as +4930123456")
+        elif not DESTINATION.match(destination):
+            self.out.error(where, f"'{destination}' is not an endpoint or a number",
+                           "write an endpoint such as PJSIP/operator or a number such as +4930123456")
+
     def check_prompts(self, catalog: PromptCatalog) -> None:
         language = self.flow.language
         known = catalog.languages.get(language, {})
@@ -398,6 +427,13 @@ class FlowChecker:
                 folder = (catalog.directory or Path("prompts")) / language / "catalog.yaml"
                 hint = did_you_mean(ref.name, known) or f"add it to {folder.as_posix()}"
                 self.out.error(ref.location, f"prompt '{ref.name}' is not in the '{language}' catalog", hint)
+
+
+def maintenance_steps(flow: Flow) -> list[str]:
+    """The steps a maintenance mode's ``goto`` sends calls to."""
+    if flow.maintenance is None:
+        return []
+    return [step for mode in MODES if (step := flow.maintenance.handling(mode).then.step) is not None]
 
 
 def ends_by_itself(step: Step) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ from ivrkit.flow.fields import (
     Text,
 )
 from ivrkit.flow.hours import ScheduleField, is_timezone
+from ivrkit.flow.maintenance import MAINTENANCE_OPTION, MaintenanceSettings
 from ivrkit.flow.model import DEFAULT_CANCEL_KEY, Defaults, Flow
-from ivrkit.flow.pbx import DIALPLAN_OPTION, QUEUES_OPTION
+from ivrkit.flow.pbx import DIALPLAN_OPTION, MAINTENANCE_MODES, QUEUES_OPTION, DialplanSettings
 from ivrkit.flow.source import Mapping, Scalar, read_source
 from ivrkit.steps import COMMON_OPTIONS, STEP_KINDS, Step
 from ivrkit.steps.sms import SMS_OPTION
@@ -88,6 +89,7 @@ FLOW_OPTIONS: dict[str, Option] = {
     ),
     "on_hangup": Option(StepRef(), "Step run when the caller hangs up (only `set`, `branch` and `goto` can run then)."),
     "on_error": Option(StepRef(), "Step the call goes to when a step fails (default: hang up with outcome `error`)."),
+    "maintenance": MAINTENANCE_OPTION,
     "dialplan": DIALPLAN_OPTION,
     "queues": QUEUES_OPTION,
     "sms": SMS_OPTION,
@@ -120,6 +122,9 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
     for step in steps.values():
         if step is INVALID:
             return None
+    maintenance: MaintenanceSettings | None = top["maintenance"]
+    if maintenance is not None:
+        maintenance = maintenance.bound(top["flow"], top["timezone"])
     return Flow(
         name=top["flow"],
         file=file,
@@ -135,12 +140,27 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
         variables=top["variables"],
         on_hangup=top["on_hangup"],
         on_error=top["on_error"],
-        dialplan=top["dialplan"],
+        dialplan=_gate_prompts(top["dialplan"], maintenance, root),
         queues=top["queues"],
+        maintenance=maintenance,
         sms=top["sms"],
         references=ctx.references,
         node=root,
     )
+
+
+def _gate_prompts(dialplan: DialplanSettings, maintenance: MaintenanceSettings | None,
+                  root: Mapping) -> DialplanSettings:
+    """The compiled gate plays a mode's first prompt from the ``maintenance:`` block, unless the flow names the
+    gate's own under ``dialplan.maintenance``: designers write each announcement once."""
+    if maintenance is None:
+        return dialplan
+    settings = root.get("dialplan")
+    written = settings.get("maintenance") if isinstance(settings, Mapping) else None
+    named = set(written.keys()) if isinstance(written, Mapping) else set()
+    chosen = {mode: prompts[0] for mode in MAINTENANCE_MODES
+              if mode not in named and (prompts := maintenance.handling(mode).prompt)}
+    return replace(dialplan, maintenance=replace(dialplan.maintenance, **chosen)) if chosen else dialplan
 
 
 def _without(node: Mapping, key: str) -> Mapping:

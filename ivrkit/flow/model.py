@@ -12,6 +12,7 @@ from ivrkit.flow.pbx import DialplanSettings, QueueSettings
 from ivrkit.flow.source import Mapping
 
 if TYPE_CHECKING:
+    from ivrkit.flow.maintenance import MaintenanceSettings
     from ivrkit.steps.base import Step
     from ivrkit.steps.sms import SmsDefaults
 
@@ -49,6 +50,7 @@ class Flow:
     dialplan: DialplanSettings = field(default_factory=DialplanSettings)
     queues: dict[str, QueueSettings] = field(default_factory=dict)  # queues.conf settings, by queue name
     sms: SmsDefaults | None = None  # the flow-level `sms:` defaults of its sms steps
+    maintenance: MaintenanceSettings | None = None  # the `maintenance:` block (None: the gate's prompt, hang up)
     references: list[Reference] = field(default_factory=list)
     node: Mapping | None = field(default=None, repr=False, compare=False)  # the YAML it was read from, with positions
 

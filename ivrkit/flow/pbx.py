@@ -85,7 +85,8 @@ class Fallback:
 
 @dataclass(frozen=True)
 class MaintenancePrompts:
-    """The announcement played for each maintenance mode before the call is hung up."""
+    """The announcement the compiled gate plays for each maintenance mode before it hangs up (and what the server
+    plays when the flow has no ``maintenance:`` block)."""
 
     planned: str = "maintenance-planned"
     emergency: str = "maintenance-emergency"
@@ -215,7 +216,8 @@ DIALPLAN_OPTION = Option(
             "maintenance": Option(
                 Record(_maintenance_options(), factory=_maintenance, what="maintenance prompts"),
                 "Prompts of the maintenance gate, which plays before the server is asked (AstDB "
-                "`ivrkit-maintenance/<flow>`, else `ivrkit-maintenance/global`).",
+                "`ivrkit-maintenance/<flow>`, else `ivrkit-maintenance/global`). A mode not named here plays the "
+                "first prompt of that mode under `maintenance:` when there is one.",
                 MaintenancePrompts(),
             ),
             "numbers_context": Option(

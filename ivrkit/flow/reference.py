@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, is_dataclass
 from typing import Any
 
-from ivrkit.flow import hours, pbx, segments
+from ivrkit.flow import hours, maintenance, pbx, segments
 from ivrkit.flow.expressions import MAX_RANGE, MAX_SIZE
 from ivrkit.flow.fields import PROMPT_PATTERN, Duration, Field, Key, ListOf, MapOf, OneOfShape, Option, Record, Text
 from ivrkit.flow.hours import DAYS, ScheduleField
@@ -51,7 +51,14 @@ SCOPE: dict[str, str] = {
     "now": "The current time in the flow's `timezone` (a datetime: `now.hour`, `now.weekday()`, "
     "`now.strftime('%H:%M')`).",
     "queues.NAME.STAT": "Statistics of the Asterisk queue NAME, read when used; STAT is one of those below.",
-    "maintenance": "The maintenance mode in force for this flow (`planned`, `emergency` or `closed`), or nothing.",
+    "maintenance": (
+        "The maintenance the flow is in, or nothing: a call that starts then meets it before the first step, so "
+        "steps see it only after a mode's `goto`. It equals its mode (`maintenance == 'emergency'`)."
+    ),
+    "maintenance.mode": "`planned`, `emergency` or `closed`.",
+    "maintenance.until": "When it ends, in the flow's `timezone` (a datetime), or nothing: until switched off.",
+    "maintenance.reason": "Why, as the operator or the window gave it (may be empty).",
+    "maintenance.scope": "The flow it was switched on for, or `*`: every flow.",
 }
 QUEUE_STATS: dict[str, str] = {
     "waiting": "Callers waiting in the queue.",
@@ -90,6 +97,7 @@ def generate() -> str:
         "## Top-level options",
         _table(_rows(FLOW_OPTIONS), {"steps": "mapping: step name → step (see [Steps](#steps))"}),
         _business_hours(),
+        _maintenance(),
         _asterisk_side(),
         "## Steps",
         _table_of(
@@ -226,6 +234,11 @@ def _business_hours() -> str:
         f"Named in `schedules` or written inline in an `hours` step: {required} are required, {options} optional. "
         f"Days are {days}, ranges such as `mon-fri`, lists such as `sat,sun`, or `daily`.",
     )
+
+
+def _maintenance() -> str:
+    return _section("### Maintenance", _from_docstring(maintenance.__doc__),
+                    "The options are in the table above (`maintenance.*`).")
 
 
 def _asterisk_side() -> str:

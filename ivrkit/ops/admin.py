@@ -1,11 +1,12 @@
 """The admin HTTP endpoint: `/healthz` for load balancers, `/metrics` for Prometheus, `/v1/links/verify` for the
 web side of a text message's link (the context of the call it came from), `/v1/callbacks` to list, show and
-cancel callbacks.
+cancel callbacks, `/v1/maintenance` to switch maintenance on and off and read its status and audit trail.
 
 Secure by default: it listens on loopback unless told otherwise, and every request must carry the bearer
 token, so exposing it by mistake shows nothing. It runs in daemon threads beside the FastAGI server and
-never blocks it. Whatever reads the store (the callback routes, and the callback gauges of `/metrics`) runs
-on one worker thread: the store keeps a connection per thread, and a thread per request would open one each.
+never blocks it. Whatever reads the store (the callback and maintenance routes, the callback gauges of
+`/metrics`) runs on one worker thread: the store keeps a connection per thread, and a thread per request would
+open one each.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ivrkit.ops import callbacks as views
+from ivrkit.ops import maintenance as maintenance_views
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.ops.secrets import MIN_SECRET_LENGTH, load_or_create_secret
 from ivrkit.sms.links import BadSignature, ExpiredToken, LinkSigner, MalformedToken, TokenError
@@ -32,8 +35,11 @@ from ivrkit.store.callbacks import CallbackFinished, CallbackNotFound
 from ivrkit.store.database import StoreError
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from ivrkit.callbacks.model import Callback, CallbackEvent
     from ivrkit.store.callbacks import CallbackStore
+    from ivrkit.store.maintenance import MaintenanceStore
 
 T = TypeVar("T")
 
@@ -41,7 +47,7 @@ log = logging.getLogger("ivrkit.admin")
 
 MIN_TOKEN_LENGTH = MIN_SECRET_LENGTH
 _POLL_SECONDS = 0.1  # how often the idle server looks for stop(): bounds how long stop() waits
-MAX_BODY = 64 * 1024  # a cancel is a few hundred bytes; more is a mistake or an attack
+MAX_BODY = 64 * 1024  # a cancel or a switch is a few hundred bytes; more is a mistake or an attack
 TOKEN_HINT = (
     "send the admin token in the header 'Authorization: Bearer <token>' "
     "(the token the server was started with: its command line, $IVRKIT_ADMIN_TOKEN or its token file)"
@@ -100,8 +106,12 @@ class Stopping(Exception):
 
 
 class AdminServer:
-    """`GET /healthz`, `/metrics`, `/v1/links/verify` and the callback routes behind a bearer token, served from a
-    background thread."""
+    """`GET /healthz`, `/metrics`, `/v1/links/verify`, the callback and maintenance routes behind a bearer token,
+    served from a background thread.
+
+    ``flow_names`` (the server's flows) lets a switch-on refuse a flow name that is no flow (a typo would put
+    nothing into maintenance); without it any well-formed name is taken.
+    """
 
     def __init__(
         self,
@@ -114,6 +124,8 @@ class AdminServer:
         allow_remote: bool = False,
         links: LinkSigner | None = None,
         callbacks: CallbackStore | None = None,
+        maintenance: MaintenanceStore | None = None,
+        flow_names: Callable[[], Collection[str]] | None = None,
     ) -> None:
         _check_token(token)
         self._family = _check_host(host, allow_remote)
@@ -124,6 +136,8 @@ class AdminServer:
         self.metrics = metrics
         self.links = links  # None: links are not verified here (the route answers 404)
         self.callbacks = callbacks  # None: the callback routes answer 503
+        self.maintenance = maintenance  # None: the maintenance routes answer 503
+        self.flow_names = flow_names
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._store_thread: ThreadPoolExecutor | None = None
@@ -194,6 +208,9 @@ class AdminServer:
 
 LINKS_ROUTE = "/v1/links/verify"
 CALLBACKS_ROUTE = "/v1/callbacks"
+MAINTENANCE_ROUTE = "/v1/maintenance"
+MAINTENANCE_HISTORY_ROUTE = MAINTENANCE_ROUTE + "/history"
+MAINTENANCE_OFF_ROUTE = MAINTENANCE_ROUTE + "/off"
 _TOKEN_ERRORS = {MalformedToken: "malformed", BadSignature: "bad signature", ExpiredToken: "expired"}
 # (method, path template); "<id>" matches one path segment
 _ROUTES = (
@@ -203,24 +220,32 @@ _ROUTES = (
     ("GET", CALLBACKS_ROUTE),
     ("GET", CALLBACKS_ROUTE + "/<id>"),
     ("POST", CALLBACKS_ROUTE + "/<id>/cancel"),
+    ("GET", MAINTENANCE_ROUTE),
+    ("POST", MAINTENANCE_ROUTE),
+    ("GET", MAINTENANCE_HISTORY_ROUTE),
+    ("POST", MAINTENANCE_OFF_ROUTE),
 )
 _ROUTE_LIST = ", ".join(f"{method} {template}" for method, template in _ROUTES)
 CALLBACK_QUERY = ("state", "queue", "limit")
 NO_CALLBACKS_HINT = "this server keeps no callback store; ask the `ivrkit serve` that runs the flows"
+NO_MAINTENANCE_HINT = "this server keeps no maintenance store; ask the `ivrkit serve` that runs the flows"
 STORE_HINT = "the store could not be read or written; see the server log, then try again"
 STOPPING_HINT = "the server is shutting down; try again once it is back"
 
 
-def match_route(path: str) -> tuple[str, str, str | None] | None:
-    """(method, template, the ``<id>`` segment or None) of the route ``path`` names; None for no route.
+def match_route(path: str) -> tuple[tuple[str, ...], str, str | None] | None:
+    """(the methods it allows, template, the ``<id>`` segment or None) of the route ``path`` names; None for no
+    route.
 
     >>> match_route("/v1/callbacks/4f2a/cancel")
-    ('POST', '/v1/callbacks/<id>/cancel', '4f2a')
+    (('POST',), '/v1/callbacks/<id>/cancel', '4f2a')
+    >>> match_route("/v1/maintenance")
+    (('GET', 'POST'), '/v1/maintenance', None)
     >>> match_route("/v1/callbacks/") is None
     True
     """
     parts = path.split("/")
-    for method, template in _ROUTES:
+    for template in dict.fromkeys(template for _, template in _ROUTES):
         expected = template.split("/")
         if len(expected) != len(parts):
             continue
@@ -231,7 +256,7 @@ def match_route(path: str) -> tuple[str, str, str | None] | None:
             elif want != got:
                 break
         else:
-            return method, template, ident
+            return tuple(method for method, known in _ROUTES if known == template), template, ident
     return None
 
 
@@ -271,14 +296,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "not found", "hint": f"the admin endpoint serves {_ROUTE_LIST}"})
             return
         allowed, template, ident = route
-        if method != allowed:
-            self._json(405, {"error": f"method {method} not allowed", "hint": f"use {allowed}"}, {"Allow": allowed})
+        if method not in allowed:
+            hint = f"use {' or '.join(allowed)}"
+            self._json(405, {"error": f"method {method} not allowed", "hint": hint}, {"Allow": ", ".join(allowed)})
         elif template == "/healthz":
             self._healthz()
         elif template == LINKS_ROUTE:
             self._verify_link(parse_qs(url.query).get("token", []))
         elif template == "/metrics":
             self._metrics()
+        elif template.startswith(MAINTENANCE_ROUTE):
+            self._maintenance(method, template, url.query)
         else:
             self._callbacks(template, ident, url.query)
 
@@ -319,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (CallbackNotFound, CallbackFinished):
             raise  # answers, not failures
         except (StoreError, sqlite3.Error) as error:
-            log.error("admin endpoint: the callback store failed: %s", error, extra={"path": self.path})
+            log.error("admin endpoint: the store failed: %s", error, extra={"path": self.path})
             raise StoreUnavailable(str(error)) from error
 
     def _list_callbacks(self, store: CallbackStore, query: str) -> None:
@@ -356,7 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _cancel_callback(self, store: CallbackStore, ident: str) -> None:
         try:
-            body = self._read_json()
+            body = self._read_json(_CANCEL_EXAMPLE)
             unknown = sorted(set(body) - {"by", "reason"})
             if unknown:
                 raise ValueError(f"unknown field(s) {', '.join(unknown)}; send {_CANCEL_EXAMPLE}")
@@ -391,6 +419,47 @@ class _Handler(BaseHTTPRequestHandler):
         note = views.in_flight_note(before) if before is not None else None
         self._json(200, {**detail, "note": note} if note else detail)
 
+    # -- maintenance ----------------------------------------------------------------------------------
+
+    def _maintenance(self, method: str, template: str, query: str) -> None:
+        store = self.admin.maintenance
+        if store is None:
+            self._json(503, {"error": "maintenance is not available here", "hint": NO_MAINTENANCE_HINT})
+            return
+        route: Callable[[], tuple[int, dict[str, Any]]]
+        try:
+            if template == MAINTENANCE_OFF_ROUTE:
+                body = self._read_json(maintenance_views.OFF_EXAMPLE)
+                route = partial(maintenance_views.switch_off_route, store, body)
+            elif method == "POST":
+                body = self._read_json(maintenance_views.ON_EXAMPLE)
+                route = partial(maintenance_views.switch_on_route, store, body, self.admin.flow_names)
+            elif template == MAINTENANCE_HISTORY_ROUTE:
+                route = partial(maintenance_views.history_route, store, query)
+            else:
+                route = partial(maintenance_views.status_route, store, query)
+            status, answer = self._store(route)  # checks included: they read the store's clock
+        except _BadBody as error:
+            self._json(error.status, {"error": error.error, "hint": error.hint})
+            return
+        except StoreUnavailable:
+            self._json(503, {"error": "store unavailable", "hint": STORE_HINT})
+            return
+        except Stopping:
+            self._json(503, {"error": "stopping", "hint": STOPPING_HINT})
+            return
+        except Exception:
+            log.exception("admin endpoint: %s %s failed", self.command, template)
+            self._json(500, {"error": "internal error", "hint": "see the server log"})
+            return
+        if method == "POST" and status < 300:
+            changed = [answer["window"]] if "window" in answer else answer["ended"]
+            log.info(
+                "maintenance changed through the admin endpoint",
+                extra={"route": template, "windows": [window["id"] for window in changed]},
+            )
+        self._json(status, answer)
+
     def _not_found(self, ident: str) -> None:
         self._json(
             404,
@@ -400,13 +469,13 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _read_json(self) -> dict[str, Any]:
-        """The request's JSON object; _BadBody says what is wrong with it."""
+    def _read_json(self, example: str) -> dict[str, Any]:
+        """The request's JSON object; _BadBody says what is wrong with it (``example``: what to send)."""
         if self.headers.get("Transfer-Encoding"):
             raise _BadBody(411, "length required", "send the body with a Content-Length header, not chunked")
         length_header = self.headers.get("Content-Length")
         if not length_header:
-            raise _BadBody(411, "length required", f"send a Content-Length header and a JSON body: {_CANCEL_EXAMPLE}")
+            raise _BadBody(411, "length required", f"send a Content-Length header and a JSON body: {example}")
         try:
             length = int(length_header)
         except ValueError:
@@ -417,9 +486,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw.decode("utf-8")) if raw.strip() else None
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise _BadBody(400, "bad request", f"the body is not JSON ({error}); send {_CANCEL_EXAMPLE}") from None
+            raise _BadBody(400, "bad request", f"the body is not JSON ({error}); send {example}") from None
         if not isinstance(body, dict):
-            raise _BadBody(400, "bad request", f"send a JSON object: {_CANCEL_EXAMPLE}")
+            raise _BadBody(400, "bad request", f"send a JSON object: {example}")
         return body
 
     def _healthz(self) -> None:

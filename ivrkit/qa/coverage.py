@@ -55,8 +55,10 @@ class FlowCoverage:
             for name, step in flow.steps.items() if isinstance(step, Menu)
             for key, target in step.value.choices.items()
         }
-        # prompts outside the steps (`dialplan:` fallback, maintenance) are the dialplan's: no flow test hears them
-        steps_prompts = (ref.name for ref in flow.references if ref.kind == "prompt" and ref.owner is not None)
+        # the steps' prompts and the `maintenance:` block's; the `dialplan:` block's (fallback, the gate's) are the
+        # dialplan's: no flow test hears them
+        steps_prompts = (ref.name for ref in flow.references if ref.kind == "prompt"
+                         and (ref.owner is not None or ref.label.startswith("maintenance")))
         prompts = list(dict.fromkeys(steps_prompts))
         return cls(flow.name, Tally(list(flow.steps)), Tally(list(labels.values())), Tally(prompts), labels)
 

@@ -8,6 +8,7 @@ a step skipped is easiest to see that way.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class Observed:
     texts: tuple[tuple[str, str], ...] = ()  # (to, text) of each text queued, in order
     callbacks: tuple[dict[str, Any], ...] = ()  # each callback registered: {number, queue, origin, reason}
     cancelled: tuple[dict[str, Any], ...] = ()  # each callback the caller cancelled: {number, queue}
+    maintenance: dict[str, Any] | None = None  # the maintenance the call met: {mode, scope, until, action, target}
 
     @classmethod
     def of(cls, result: SimulationResult, flow: str) -> Observed:
@@ -60,8 +62,9 @@ class Observed:
                           for e in result.journal.of_kind("callback-requested") if e.detail.get("new"))
         cancelled = tuple({"number": e.detail.get("number"), "queue": e.detail.get("queue")}
                           for e in result.journal.of_kind("callback-cancelled") if e.detail.get("cancelled"))
+        met = next((e.detail for e in result.journal.of_kind("maintenance")), None)
         return cls(flow, result.heard, interrupted, steps, dict(result.vars), result.outcome, texts, callbacks,
-                   cancelled)
+                   cancelled, dict(met) if met is not None else None)
 
     def sequence(self, subject: str) -> list[str]:
         return list(getattr(self, subject))
@@ -328,6 +331,55 @@ class CallbacksMatch(Expectation):
                 failures.append(Failure(item.location, f"{self.label}[{index}]", f"callback {index}: {problem}",
                                         actual=_describe_callback(callback)))
         return failures
+
+
+MAINTENANCE_FIELDS = ("mode", "scope", "until", "action", "target")
+
+
+def _describe_maintenance(met: dict[str, Any] | None) -> str:
+    if met is None:
+        return "none"
+    return ", ".join(f"{name}={met[name]}" for name in MAINTENANCE_FIELDS if met.get(name) is not None)
+
+
+def _same_time(expected: dt.datetime, actual: Any) -> bool:
+    """A time written without an offset is compared with the flow's local time the call heard."""
+    if not isinstance(actual, str):
+        return False
+    moment = dt.datetime.fromisoformat(actual)
+    return (moment.replace(tzinfo=None) if expected.tzinfo is None else moment) == expected
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    return _same_time(expected, actual) if isinstance(expected, dt.datetime) else expected == actual
+
+
+@dataclass(frozen=True)
+class MaintenanceMet(Expectation):
+    """``maintenance:``: the maintenance the call met when it started (``none``: it met none); fields not
+    written are not compared."""
+
+    label: str
+    location: Location
+    fields: tuple[tuple[str, Any], ...] | None  # None: no maintenance
+
+    def check(self, observed: Observed) -> list[Failure]:
+        met = observed.maintenance
+        actual = _describe_maintenance(met)
+        if self.fields is None:
+            if met is None:
+                return []
+            return [Failure(self.location, self.label, "the call met maintenance", expected="none", actual=actual)]
+        expected = ", ".join(f"{name}={value.isoformat() if isinstance(value, dt.datetime) else value}"
+                             for name, value in self.fields)
+        if met is None:
+            return [Failure(self.location, self.label, "the call met no maintenance", expected=expected,
+                            actual="none")]
+        wrong = [name for name, value in self.fields if not _same(value, met.get(name))]
+        if not wrong:
+            return []
+        return [Failure(self.location, self.label, f"the maintenance differs in {', '.join(wrong)}",
+                        expected=expected, actual=actual)]
 
 
 SEQUENCE_KINDS: dict[str, tuple[type[SequenceExpectation], str]] = {

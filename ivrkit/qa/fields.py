@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from ivrkit.callbacks.model import ACTIVE, Origin, State
-from ivrkit.engine.world import UNAVAILABLE, QueueStats, StaticWorld, preset_callbacks
+from ivrkit.engine.world import UNAVAILABLE, QueueStats, StaticWorld, preset_callbacks, preset_maintenance
 from ivrkit.flow.diagnostics import did_you_mean
 from ivrkit.flow.fields import (
     INVALID,
@@ -22,6 +22,7 @@ from ivrkit.flow.fields import (
     Duration,
     Field,
     Integer,
+    Invalid,
     ListOf,
     MapOf,
     OneOfShape,
@@ -31,9 +32,12 @@ from ivrkit.flow.fields import (
     Text,
 )
 from ivrkit.flow.source import Mapping, Node, Scalar, Sequence, describe, plain
+from ivrkit.maintenance.model import GLOBAL, Mode
 from ivrkit.qa.expect import (
+    MAINTENANCE_FIELDS,
     CallbackExpected,
     CallbacksMatch,
+    MaintenanceMet,
     OutcomeIs,
     TextExpected,
     TextsMatch,
@@ -163,12 +167,44 @@ class Handoffs(Field[Located[list[HandoffResult]]]):
         return ListOf(_HANDOFF).json_schema()
 
 
-def _world(
-    queues: dict[str, QueueStats] | None, maintenance: str | dict[str, str] | None, callbacks: Any
-) -> StaticWorld:
-    modes = {"*": maintenance} if isinstance(maintenance, str) else dict(maintenance or {})
+def _world(queues: dict[str, QueueStats] | None, maintenance: Any, callbacks: Any) -> StaticWorld:
     presets, down = preset_callbacks(callbacks or [])
-    return StaticWorld(dict(queues or {}), modes, preset_callbacks=presets, callbacks_down=down)
+    return StaticWorld(dict(queues or {}), preset_maintenance(maintenance or {}), preset_callbacks=presets,
+                       callbacks_down=down)
+
+
+MODES = tuple(mode.value for mode in Mode)
+_MODE = Text(choices=MODES, what="maintenance mode")
+SCOPE_NAME = re.compile(r"^(?:\*|[A-Za-z_][A-Za-z0-9_-]*)$")
+_PRESET_MAINTENANCE: Record[dict[str, Any]] = Record(
+    {
+        "mode": Option(_MODE, "planned, emergency or closed.", required=True),
+        "until": Option(StartTime(), "When it ends, the time callers hear (without an offset: the tested flow's "
+                        "timezone). Absent: until switched off."),
+        "from": Option(StartTime(), "When it starts (absent: before the call)."),
+        "reason": Option(Text(), "Why: `maintenance.reason` in expressions.", ""),
+    },
+    what="maintenance",
+)
+
+
+class _Scope(Text):
+    """A flow name, or ``"*"`` (or ``global``) for every flow."""
+
+    def __init__(self) -> None:
+        super().__init__(SCOPE_NAME, what="flow name or \"*\"", hint='a flow name, or "*" (quoted) for every flow')
+
+    def parse(self, node: Node, ctx: ParseContext) -> str:
+        value = super().parse(node, ctx)
+        return GLOBAL if value == "global" else value
+
+
+MAINTENANCE_STATE = OneOfShape(
+    scalar=_MODE,
+    mapping=MapOf(_Scope(), OneOfShape(scalar=_MODE, mapping=_PRESET_MAINTENANCE, what="mode or {mode, until}"),
+                  "maintenance by flow"),
+    what="maintenance mode or {flow: mode or {mode, until, from, reason}}",
+)
 
 
 QUEUE_NAME_FIELD = Text(QUEUE_NAME, what="queue name")
@@ -214,10 +250,9 @@ STATE = Record(
         "queues": Option(MapOf(Text(QUEUE_NAME, what="queue name"), QUEUE_STATS, "queues"),
                          "Queue statistics by queue name, e.g. {support: {waiting: 12}}."),
         "maintenance": Option(
-            OneOfShape(scalar=Text(what="maintenance mode"),
-                       mapping=MapOf(Text(what="flow name or *"), Text(what="maintenance mode"), "maintenance by flow"),
-                       what="maintenance mode or {flow: mode}"),
-            "Maintenance mode for every flow (planned, emergency, closed) or by flow name.",
+            MAINTENANCE_STATE,
+            "Maintenance for every flow (planned, emergency, closed), or by flow name (\"*\": every flow): a mode, "
+            "or {mode, until, from, reason}.",
         ),
         "callbacks": Option(PresetCallbacks(), "Callbacks active before the call, [{number, queue, state, id}], or "
                             f"`{UNAVAILABLE}`: the callback store fails."),
@@ -441,6 +476,44 @@ class CallbacksField(Field[CallbacksMatch]):
         return {"type": "array", "items": _CALLBACK_ITEM.json_schema()}
 
 
+_MAINTENANCE_EXPECTED: Record[dict[str, Any]] = Record(
+    {
+        "mode": Option(_MODE, "planned, emergency or closed."),
+        "scope": Option(_Scope(), "The flow it was switched on for, or \"*\": every flow."),
+        "until": Option(StartTime(), "Its end (without an offset: in the flow's timezone)."),
+        "action": Option(Text(choices=("hangup", "goto", "transfer", "queue"), what="action"),
+                         "What followed the prompts."),
+        "target": Option(RawText("target"), "The step, destination or queue of the action."),
+    },
+    what="expected maintenance",
+)
+
+
+class MaintenanceField(Field[MaintenanceMet]):
+    """``maintenance: closed``, ``maintenance: {mode: closed, scope: support, action: transfer}``, or
+    ``maintenance: none``: what the call met when it started."""
+
+    type_name = "none, a maintenance mode, or {mode, scope, until, action, target}"
+
+    def parse(self, node: Node, ctx: ParseContext) -> MaintenanceMet:
+        label = "expect.maintenance"
+        if isinstance(node, Scalar) and node.value in ("none", False):
+            return MaintenanceMet(label, node.location, None)
+        if isinstance(node, Scalar):
+            mode = _MODE.parse(node, ctx)
+            return INVALID if isinstance(mode, Invalid) else MaintenanceMet(label, node.location, (("mode", mode),))
+        values: Any = _MAINTENANCE_EXPECTED.parse(node, ctx)
+        if values is INVALID or not isinstance(node, Mapping):
+            return INVALID
+        if not node.entries:
+            return ctx.error(node, "`maintenance: {}` can never fail", "write `none`, a mode, or the fields to check")
+        return MaintenanceMet(label, node.location, tuple((key, values[key]) for key in MAINTENANCE_FIELDS
+                                                          if key in node))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"enum": ["none", *MODES]}, _MAINTENANCE_EXPECTED.json_schema()]}
+
+
 EXPECT_HELP = {
     "heard": "Exactly the prompts heard, in order (spoken values as digits:123, number:42).",
     "heard_includes": "Prompts heard in this order, others may come between.",
@@ -460,6 +533,8 @@ EXPECT: Record[dict[str, Any]] = Record(
                             "[{number, queue, origin, reason}]."),
         "callbacks_cancelled": Option(CallbacksField(cancelled=True), "Exactly the callbacks the caller cancelled, "
                                       "in order: [{number, queue}]."),
+        "maintenance": Option(MaintenanceField(), "The maintenance the call met when it started: none, a mode, or "
+                              "{mode, scope, until, action, target}."),
     },
     what="expectations",
 )

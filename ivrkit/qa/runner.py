@@ -28,6 +28,7 @@ from ivrkit.engine.world import QueueStats
 from ivrkit.flow.diagnostics import Diagnostics
 from ivrkit.flow.loader import load_directory
 from ivrkit.flow.model import Flow
+from ivrkit.maintenance.model import GLOBAL
 from ivrkit.prompts.catalog import PromptCatalog
 from ivrkit.qa import TEST_SUFFIXES
 from ivrkit.qa.expect import Failure, Observed
@@ -109,13 +110,16 @@ def run_case(project: Project, case: FlowTest) -> CaseResult:
     setup = case.setup
     options: dict[str, Any] = {"channel_factory": channel}
     for option, value in (("caller_number", setup.caller_number), ("caller_name", setup.caller_name),
-                          ("language", setup.language), ("world", setup.world and setup.world.fresh())):
+                          ("language", setup.language)):
         if value is not None:
             options[option] = value
     if setup.handoffs is not None:
         options["handoffs"] = list(setup.handoffs.value)
     try:
-        options["start"] = start_time(case, project.flows[case.flow])
+        flow = project.flows[case.flow]
+        if setup.world is not None:
+            options["world"] = setup.world.fresh(flow.timezone)  # maintenance times are in the flow's timezone
+        options["start"] = start_time(case, flow)
         result = project.simulation.run(case.flow, CallerScript([step.action for step in case.script]), **options)
     except Exception:  # a bug in the engine or simulator, or a case not checked with `resolve`: report it
         return CaseResult(case, CRASHED, error=traceback.format_exc(), seconds=time.perf_counter() - began)
@@ -200,8 +204,10 @@ def describe_setup(case: FlowTest) -> str:
     if setup.world is not None:
         for name, stats in setup.world.queues.items():
             parts.append(f"queue {name} ({_stats(vars(stats)) or 'all 0'})")
-        for flow, mode in setup.world.maintenance_modes.items():
-            parts.append(f"maintenance {mode}" + ("" if flow == "*" else f" in {flow}"))
+        for scope, preset in setup.world.maintenance_presets.items():
+            parts.append(f"maintenance {preset.mode}" + ("" if scope == GLOBAL else f" in {scope}")
+                         + (f" from {preset.since.isoformat(' ')}" if preset.since else "")
+                         + (f" until {preset.until.isoformat(' ')}" if preset.until else ""))
         for callback in setup.world.preset_callbacks:
             parts.append(f"callback {callback.id} to {callback.number} for {callback.queue} ({callback.state})")
         if setup.world.callbacks_down:

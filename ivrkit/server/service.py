@@ -8,6 +8,7 @@ change (polled every ``reload_seconds``).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import threading
@@ -20,17 +21,18 @@ from typing import Any
 from ivrkit.callbacks.dispatcher import DispatcherLocked
 from ivrkit.callbacks.live import LiveCallbacks
 from ivrkit.callbacks.running import AmiSettings, CallbackDispatch
+from ivrkit.engine.maintenance import in_force_for
 from ivrkit.ops.admin import AdminServer
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.server.library import FlowLibrary, ReloadReport
 from ivrkit.server.listener import AgiListener, ListenerSettings
 from ivrkit.server.session import SessionHandler, SessionSettings
-from ivrkit.server.world import LiveQueues, LiveWorld
+from ivrkit.server.world import LiveMaintenance, LiveQueues, LiveWorld
 from ivrkit.sms.links import LinkSigner
 from ivrkit.sms.settings import SmsSettings
 from ivrkit.sms.texts import OutboxTexts
 from ivrkit.sms.worker import OutboxWorker
-from ivrkit.store import SqliteCallbacks, SqliteOutbox, open_database
+from ivrkit.store import SqliteCallbacks, SqliteMaintenance, SqliteOutbox, open_database
 
 log = logging.getLogger("ivrkit.server")
 
@@ -69,7 +71,8 @@ class Service:
         callbacks = LiveCallbacks(
             self.callback_store, lambda: self.library.flows, on_change=self._callbacks_changed, metrics=self.metrics
         )
-        self.world = LiveWorld(self.queues, self.texts, callbacks)
+        self.maintenance_store = SqliteMaintenance(self.database)
+        self.world = LiveWorld(self.queues, self.texts, callbacks, LiveMaintenance(self.maintenance_store))
         self.library = FlowLibrary(settings.flows, settings.prompts, world=self.world)
         self.dispatch: CallbackDispatch | None = None
         if settings.ami is not None:
@@ -78,7 +81,7 @@ class Service:
                 self.callback_store,
                 lambda: self.library.flows,
                 settings.ami,
-                maintenance=self.world.maintenance,
+                maintenance=self._maintenance_mode,
                 metrics=self.metrics,
                 poll=settings.dispatch_poll,
             )
@@ -107,6 +110,8 @@ class Service:
                 self.metrics,
                 links=self.links,
                 callbacks=self.callback_store,
+                maintenance=self.maintenance_store,
+                flow_names=lambda: self.library.flows.keys(),
             )
             self.admin.start()
         if self.settings.sms.source is None:
@@ -162,6 +167,14 @@ class Service:
         except (DispatcherLocked, OSError) as error:
             log.warning("callbacks are not dialled by this server: %s", error)
             self.dispatch = None
+
+    def _maintenance_mode(self, flow: str) -> str | None:
+        """The maintenance mode a call to ``flow`` would meet now (its YAML windows included): the dispatcher
+        dials none of the flow's callbacks then."""
+        now = dt.datetime.now(dt.UTC)
+        loaded = self.library.flows.get(flow)
+        found = in_force_for(self.world, loaded, now) if loaded is not None else self.world.maintenance(flow, now)
+        return None if found is None else found.mode.value
 
     def _callbacks_changed(self) -> None:
         """A callback was requested or an attempt ended here: the dispatcher looks now, not at its next poll."""

@@ -18,6 +18,7 @@ failure is logged, never raised into the call.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sqlite3
 import time
@@ -35,10 +36,12 @@ from ivrkit.engine.world import (
     SentText,
     TextRequest,
 )
+from ivrkit.maintenance.model import Maintenance, Window, in_force
 from ivrkit.queueing.announce import SAID_NUMBER, SAID_OFF
 from ivrkit.steps.queue import ANSWERED
 from ivrkit.store.database import Database, StoreError
 from ivrkit.store.estimates import SqliteEstimateLog
+from ivrkit.store.maintenance import MaintenanceStore
 from ivrkit.store.writer import BackgroundWriter, Write
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
     from ivrkit.sms.texts import OutboxTexts
 
 log = logging.getLogger("ivrkit.queues")
+maintenance_log = logging.getLogger("ivrkit.maintenance")
 
 DEFAULT_WINDOW = 3600.0  # seconds of answered calls the estimator learns from
 
@@ -116,15 +120,44 @@ class LiveQueues:
         return self.writer.close(timeout)
 
 
+class LiveMaintenance:
+    """The maintenance part: the store's windows, read at most once every ``ttl`` seconds.
+
+    Every call that starts asks; maintenance changes a few times a day. So the windows (running and scheduled)
+    are read once a second and :func:`~ivrkit.maintenance.model.in_force` picks from them for each call: a
+    scheduled start or end applies to the second, a switch takes up to ``ttl`` to be heard. When the store
+    cannot be read the last windows read stay in use and the failure is logged, never raised into a call.
+    """
+
+    def __init__(self, store: MaintenanceStore, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.ttl = ttl
+        self.clock = clock
+        self._windows: tuple[Window, ...] = ()
+        self._read_at: float | None = None
+
+    def maintenance(self, flow: str, now: dt.datetime) -> Maintenance | None:
+        at = self.clock()
+        if self._read_at is None or at - self._read_at >= self.ttl:
+            try:
+                self._windows = tuple(self.store.windows(now))
+            except StoreError as error:
+                maintenance_log.warning("maintenance windows not read, using those read before: %s", error)
+            self._read_at = at
+        return in_force(self._windows, flow, now)
+
+
 class LiveWorld:
     """The engine's :class:`~ivrkit.engine.world.World` on the live server: queues from :class:`LiveQueues`,
     texts through the durable outbox, callbacks in the store (``callbacks``; without it a request is refused and
-    the caller told). Maintenance modes are not read yet (no flow is in maintenance)."""
+    the caller told), maintenance from the store (``maintenance``; without it no flow is in maintenance)."""
 
-    def __init__(self, queues: LiveQueues, texts: OutboxTexts, callbacks: LiveCallbacks | None = None):
+    def __init__(self, queues: LiveQueues, texts: OutboxTexts, callbacks: LiveCallbacks | None = None,
+                 maintenance: LiveMaintenance | None = None):
         self.queues = queues
         self.texts = texts
         self.callbacks = callbacks
+        self.maintenance_windows = maintenance
 
     def queue(self, name: str, channel: Channel) -> QueueStats:
         return self.queues.queue(name, channel)
@@ -138,8 +171,8 @@ class LiveWorld:
     def send_text(self, request: TextRequest) -> SentText:
         return self.texts.send_text(request)
 
-    def maintenance(self, flow: str) -> str | None:
-        return None
+    def maintenance(self, flow: str, now: dt.datetime) -> Maintenance | None:
+        return self.maintenance_windows.maintenance(flow, now) if self.maintenance_windows is not None else None
 
     def request_callback(self, request: CallbackRequest) -> PendingCallback:
         if self.callbacks is None:

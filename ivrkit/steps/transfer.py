@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ivrkit.engine.transitions import HandOff
 from ivrkit.flow.expressions import ExpressionError, Template
@@ -74,9 +75,13 @@ operator:
         return self.value if isinstance(self.value, TransferSpec) else _spec(self.value)
 
     def hand_off(self, call: CallContext) -> HandOff:
-        spec = self.spec
-        destination = spec.to.render_text(call.scope()).strip()
-        if not DESTINATION.match(destination):
-            reason = f"'{destination}' is not an endpoint or number"
-            raise ExpressionError(str(spec.to.source), spec.to.location, reason)
-        return HandOff("transfer", destination, {"timeout": str(int(spec.timeout))})
+        return transfer_hand_off(self.spec, call.scope())
+
+
+def transfer_hand_off(spec: TransferSpec, scope: Mapping[str, Any]) -> HandOff:
+    """The dialplan's instructions for a transfer (also a maintenance mode's); only a valid destination passes."""
+    destination = spec.to.render_text(scope).strip()
+    if not DESTINATION.match(destination):
+        reason = f"'{destination}' is not an endpoint or number"
+        raise ExpressionError(str(spec.to.source), spec.to.location, reason)
+    return HandOff("transfer", destination, {"timeout": str(int(spec.timeout))})

@@ -1,5 +1,5 @@
-"""The durable state store: what must survive a crash of the server (outbox, estimate log, callbacks, later
-maintenance). SQLite by default (`database.py`); each concern has its own module with its tables and queries,
+"""The durable state store: what must survive a crash of the server (outbox, estimate log, callbacks,
+maintenance windows). SQLite by default (`database.py`); each concern has its own module with its tables and queries,
 behind a small protocol that a PostgreSQL backend can implement later.
 
 Every concern's module is imported here, so its schema is registered before ``open_database`` migrates.
@@ -14,6 +14,7 @@ from ivrkit.store.callbacks import (
 )
 from ivrkit.store.database import Database, StoreError, open_database
 from ivrkit.store.estimates import EstimateLog, LoggedWait, SqliteEstimateLog
+from ivrkit.store.maintenance import MaintenanceStore, SqliteMaintenance, WindowNotFound
 from ivrkit.store.outbox import Enqueued, Outbox, OutboxEntry, SqliteOutbox
 
 __all__ = [
@@ -25,11 +26,14 @@ __all__ = [
     "Enqueued",
     "EstimateLog",
     "LoggedWait",
+    "MaintenanceStore",
     "Outbox",
     "OutboxEntry",
     "SqliteCallbacks",
     "SqliteEstimateLog",
+    "SqliteMaintenance",
     "SqliteOutbox",
     "StoreError",
+    "WindowNotFound",
     "open_database",
 ]

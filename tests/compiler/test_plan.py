@@ -32,7 +32,8 @@ def test_the_example_flows_plan() -> None:
     assert support.fallback.queue is not None and support.fallback.queue.name == "support"
     assert billing.fallback.queue is not None and billing.fallback.queue.name == "billing"  # its first queue
     assert support.fallback.sound == "en/ivrkit/technical-difficulties"
-    assert dict(support.maintenance)["closed"] == "en/ivrkit/maintenance-closed"
+    assert dict(support.maintenance)["closed"] == "en/ivrkit/lines-closed"  # its `maintenance: closed`'s first prompt
+    assert dict(billing.maintenance)["closed"] == "en/ivrkit/maintenance-closed"  # no `maintenance:`: the default
     queues = {queue.name: queue for queue in result.queues}
     assert queues["billing"].flows == ("billing", "support") and queues["billing"].declared_in == "billing.yaml"
     assert queues["vip"].settings.ring_timeout == 20 and queues["vip"].settings.join_empty == (
@@ -277,3 +278,19 @@ def test_a_flow_that_queues_calls_has_a_hang_up_handler_even_without_on_hangup()
     queueing, not_queueing = result.flows
     assert queueing.hangup_context == "ivrkit-a-hangup"
     assert not_queueing.hangup_context is None
+
+
+def test_a_queue_a_maintenance_mode_hands_calls_to_is_dispatched_by_the_flows_context() -> None:
+    result, diagnostics = plan("""\
+        flow: line
+        start: q
+        maintenance:
+          closed: {prompt: maintenance-closed, reopening: none, then: {queue: {name: backup, priority: 2}}}
+        steps:
+          q:
+            queue: support
+        """)
+    assert result is not None, diagnostics.render()
+    (line,) = result.flows
+    assert [queue.name for queue in line.queues] == ["backup", "support"]
+    assert [queue.name for queue in result.queues] == ["backup", "support"]  # backup gets a queues.conf section

@@ -56,6 +56,17 @@ CASES: dict[str, list[str]] = {
         "flow.yaml:11:10: error: invalid YAML: expected alphabetic or numeric character, but found ':'"
     ],
     "unknown_kind": ["flow.yaml:6:5: error: unknown step kind 'paly'"],
+    "maintenance": [
+        "flow.yaml:6:59: error: unknown step 'main_mnu'",
+        "flow.yaml:7:29: error: 'PJSIP/standby&Local/s@admin' is not an endpoint or a number",
+        "flow.yaml:11:7: warning: this closed window overlaps the one at line 9 (2026-12-24 12:00 to 2026-12-27 08:00)",
+    ],
+    "maintenance_values": [
+        "flow.yaml:5:19: error: `transfer` needs a target",
+        "flow.yaml:7:56: error: the window ends (2026-12-01 20:00) before it starts (2026-12-01 22:00)",
+        "flow.yaml:8:35: error: 0 is too small: the minimum is 1",
+        "flow.yaml:8:54: error: an error rate of 150% is out of range",
+    ],
     "tabs": ["flow.yaml:6:1: error: invalid YAML: found character '\\t' that cannot start any token"],
     "time_as_number": ["flow.yaml:8:43: error: '10:00' was read as a number"],
     "several": [
@@ -120,6 +131,11 @@ def test_report_shows_source_line_caret_and_hint(ivrkit_check: CheckRun) -> None
         ("tabs", "YAML indentation must use spaces, not tabs"),
         ("time_as_number", 'quote opening times: "08:00-20:00"'),
         ("cancel_key_clash", "use another key, or turn the cancel key off for this step with `cancel_key: none`"),
+        ("maintenance", "did you mean 'main_menu'?"),
+        ("maintenance", "join them into one window: callers would hear the end of whichever started last"),
+        ("maintenance_values", "write {transfer: PJSIP/standby} or {transfer: {to: ..., timeout: 30s}}"),
+        ("maintenance_values", "`until` is the end: put it after `from`"),
+        ("maintenance_values", "write a fraction above 0 and up to 1 (0.5), or a percentage (50%)"),
     ],
 )
 def test_hints(case: str, hint: str, ivrkit_check: CheckRun) -> None:

@@ -33,8 +33,9 @@ def test_every_example_suite_passes_with_the_cli(capsys: pytest.CaptureFixture[s
     assert len(passed) >= 40
     assert out.splitlines()[-1] == f"{len(passed)} passed, 0 failed"
     support_row = next(line for line in out.splitlines() if line.startswith("support "))
-    # the callback steps (returning callers, the exit key, the long-wait opt-in) added 6 steps and 11 prompts
-    assert support_row.split()[1:] == ["30/30", "100.0%", "8/8", "100.0%", "39/39", "100.0%"]
+    # the callback steps (returning callers, the exit key, the long-wait opt-in) added 6 steps and 11 prompts;
+    # maintenance (the emergency offer, the modes' prompts, the spoken end's words) 3 steps, 1 choice, 11 prompts
+    assert support_row.split()[1:] == ["33/33", "100.0%", "9/9", "100.0%", "50/50", "100.0%"]
 
 
 MUTATIONS = [
@@ -75,12 +76,22 @@ MUTATIONS = [
     ("support.yaml", "outcomes: {cancelled: tech_queue_join, failed: tech_queue_join, unavailable: tech_queue_join}",
      "outcomes: {cancelled: tech_queue_join, failed: tech_queue_join}",
      {"the callback store fails, the caller is told and goes back to the queue"}),
+    ("support.yaml", 'until: "2026-12-02T02:00"', 'until: "2026-12-02T03:00"',
+     {"the declared window is met during the upgrade, and its end is spoken"}),
+    ("support.yaml", "then: {goto: emergency_offer}", "then: hangup",
+     {"an emergency with an expected end, a mobile caller gets the web chat link by text",
+      "an emergency, a landline caller is not offered a text"}),
+    ("support.yaml", "reopening: service-back, ", "",
+     {"an emergency with an expected end, a mobile caller gets the web chat link by text"}),
+    ("support.yaml", "to: PJSIP/standby", "to: PJSIP/operator",
+     {"closed until tomorrow morning, the caller stays on for the standby team"}),
 ]
 
 
 IDS = ["vip rule", "holiday", "opening hours", "re-prompt order", "menu failure", "cancel key", "hang-up handler",
        "operator busy", "queue threshold", "account pattern", "overflow threshold", "minimum data",
-       "callback minimum wait", "callback opt-in", "returning caller", "callback country", "callback store down"]
+       "callback minimum wait", "callback opt-in", "returning caller", "callback country", "callback store down",
+       "maintenance window end", "emergency action", "emergency reopening prompt", "closed transfer"]
 
 
 @pytest.mark.parametrize("file, old, new, expected", MUTATIONS, ids=IDS)
