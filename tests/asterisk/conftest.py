@@ -11,13 +11,16 @@ session still runs one Asterisk.
 from __future__ import annotations
 
 import array
+import contextlib
 import io
 import math
 import os
+import re
 import socket
 import threading
 import wave
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -79,6 +82,44 @@ def ami(asterisk: AsteriskInstance) -> Iterator[AmiClient]:
         yield client
     finally:
         client.close()
+
+
+def documented_ami_rights() -> dict[str, str]:
+    """``read`` and ``write`` of the callback dispatcher's AMI user, as docs/callbacks.md tells an admin to write
+    them in manager.conf: the tests give the dispatcher exactly these."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "callbacks.md").read_text()
+    block = re.search(r"```\n\[ivrkit-dispatcher\]\n(.*?)```", text, re.S)
+    assert block is not None, "docs/callbacks.md no longer shows the dispatcher's manager.conf section"
+    rights = dict(re.findall(r"^(read|write) = (\S+)$", block.group(1), re.M))
+    assert set(rights) == {"read", "write"}, block.group(1)
+    return rights
+
+
+def without(rights: str, right: str) -> str:
+    """``rights`` (comma-separated) less one of them."""
+    return ",".join(r for r in rights.split(",") if r != right)
+
+
+@pytest.fixture
+def ami_users(asterisk: AsteriskInstance) -> Iterator[Callable[[str, str, str], tuple[str, str]]]:
+    """``ami_users(name, read, write)``: an AMI user with exactly these rights, as an admin writes it in
+    manager.conf; returns (user, secret). manager.conf is restored after the test."""
+    path = asterisk.config_path("manager.conf")
+    original = path.read_text()
+    sections: list[str] = []
+
+    def add(name: str, read: str, write: str) -> tuple[str, str]:
+        secret = f"secret-{name}"
+        sections.append(f"\n[{name}]\nsecret = {secret}\ndeny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
+                        f"read = {read}\nwrite = {write}\n")  # fmt: skip
+        asterisk.write_config("manager.conf", original + "".join(sections))
+        asterisk.command("manager reload")
+        return name, secret
+
+    yield add
+    if sections:
+        asterisk.write_config("manager.conf", original)
+        asterisk.command("manager reload")
 
 
 @pytest.fixture
@@ -183,8 +224,11 @@ class FastAgiPeer:
         return self.session
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept() of a peer no call reached (close() alone does not)
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         self.thread.join(5)
+        assert not self.thread.is_alive(), "the FastAGI peer's script is still running"
 
 
 def wav(seconds: float, frequency: int = 440) -> bytes:
