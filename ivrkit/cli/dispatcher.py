@@ -24,9 +24,11 @@ from typing import Any
 from ivrkit.callbacks.dispatcher import DispatcherLocked
 from ivrkit.callbacks.running import SECRET_ENV, CallbackDispatch
 from ivrkit.cli.common import add_ami_options, add_data_dir_option, add_log_options, add_project_options, ami_settings
+from ivrkit.engine.maintenance import mode_now
 from ivrkit.ops.logs import configure
 from ivrkit.server.library import FlowLibrary
-from ivrkit.store import SqliteCallbacks, StoreError, open_database
+from ivrkit.server.world import LiveMaintenance
+from ivrkit.store import SqliteCallbacks, SqliteMaintenance, StoreError, open_database
 
 log = logging.getLogger("ivrkit.dispatcher")
 
@@ -84,7 +86,15 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal(stopping))
     signal.signal(signal.SIGHUP, on_signal(reload_now))
     library = FlowLibrary(args.flows, args.prompts if args.prompts.is_dir() else None)
-    dispatch = CallbackDispatch(args.data_dir, SqliteCallbacks(database), lambda: library.flows, ami, poll=args.poll)
+    maintenance = LiveMaintenance(SqliteMaintenance(database))
+    dispatch = CallbackDispatch(
+        args.data_dir,
+        SqliteCallbacks(database),
+        lambda: library.flows,
+        ami,
+        maintenance=lambda flow: mode_now(maintenance, library.flows, flow),
+        poll=args.poll,
+    )
     try:
         dispatch.start()
     except (DispatcherLocked, OSError) as error:

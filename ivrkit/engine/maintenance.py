@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ivrkit.engine.transitions import Finish, GoTo, Transition
 from ivrkit.flow.expressions import Template
@@ -24,11 +25,16 @@ from ivrkit.steps.transfer import transfer_hand_off
 
 if TYPE_CHECKING:
     from ivrkit.engine.context import CallContext
-    from ivrkit.engine.world import World
     from ivrkit.flow.model import Flow
 
 
-def in_force_for(world: World, flow: Flow, now: dt.datetime) -> Maintenance | None:
+class MaintenanceSource(Protocol):
+    """What knows the maintenance in force: the call's world, or the live store reader alone."""
+
+    def maintenance(self, flow: str, now: dt.datetime) -> Maintenance | None: ...
+
+
+def in_force_for(world: MaintenanceSource, flow: Flow, now: dt.datetime) -> Maintenance | None:
     """The maintenance a call to ``flow`` meets at ``now``: the world's, or the flow's own YAML window in force,
     whichever wins by the store's rules (mode first, then the flow's own scope, then the latest start)."""
     found = world.maintenance(flow.name, now)
@@ -41,6 +47,15 @@ def in_force_for(world: World, flow: Flow, now: dt.datetime) -> Maintenance | No
         return PRECEDENCE.index(candidate.mode), 0 if candidate.scope == flow.name else 1, -since.timestamp()
 
     return min((found, declared), key=rank)
+
+
+def mode_now(world: MaintenanceSource, flows: Mapping[str, Flow], flow: str) -> str | None:
+    """The maintenance mode a call to ``flow`` would meet now, YAML windows included (a flow not loaded: the
+    world's alone). The callback dispatcher dials none of a flow's callbacks while it is not None."""
+    now = dt.datetime.now(dt.UTC)
+    loaded = flows.get(flow)
+    found = in_force_for(world, loaded, now) if loaded is not None else world.maintenance(flow, now)
+    return None if found is None else found.mode.value
 
 
 def handling_for(flow: Flow, mode: Mode) -> ModeHandling:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import pytest
 
+from ivrkit.engine.maintenance import mode_now
+from ivrkit.flow.loader import load_directory
 from ivrkit.maintenance.model import GLOBAL, Mode, Source, Window
 from ivrkit.server.world import LiveMaintenance
 from ivrkit.store.database import StoreError
@@ -62,3 +65,21 @@ def test_a_store_that_cannot_be_read_keeps_the_windows_read_before(caplog: pytes
         found = live.maintenance("support", NOW)
     assert found is not None and found.mode is Mode.EMERGENCY
     assert "maintenance windows not read, using those read before: database is locked" in caplog.text
+
+
+def test_the_dispatchers_mode_of_a_flow_takes_the_store_and_the_flows_own_windows(tmp_path: Path) -> None:
+    flow = tmp_path / "line.yaml"
+    flow.write_text(
+        "flow: line\nstart: hi\nmaintenance:\n  windows:\n"
+        "    - {mode: closed, from: '2000-01-01T00:00', until: '2999-01-01T00:00', reason: move}\n"
+        "steps:\n  hi: {hangup: {outcome: done}}\n"
+    )
+    result = load_directory(tmp_path)
+    assert not result.diagnostics.errors, result.diagnostics
+    store = Store([window("support", "planned", start=-10**7, end=10**7)])
+    live = LiveMaintenance(store)
+    assert mode_now(live, result.flows, "line") == "closed"  # the flow's own YAML window
+    assert mode_now(live, result.flows, "support") == "planned"  # not loaded: the store's alone
+    store.found = [window(GLOBAL, "emergency", start=-10**7)]
+    assert mode_now(LiveMaintenance(store), result.flows, "line") == "emergency"  # emergency beats closed
+    assert mode_now(LiveMaintenance(Store([])), result.flows, "other") is None
