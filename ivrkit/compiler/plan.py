@@ -93,8 +93,8 @@ class FlowPlan:
     queues: tuple[QueuePlan, ...]  # every queue a call entering here can be handed to (goto included)
     numbers_context: str
     fallback: FallbackPlan
-    maintenance: tuple[tuple[str, str], ...]  # (mode, sound) for each mode
-    maintenance_key: str  # the AstDB key of this flow's flag
+    maintenance: tuple[tuple[str, str], ...]  # (mode, sound): what the fallback plays when the flag names the mode
+    maintenance_key: str  # the AstDB key of this flow's flag (the server's mirror writes it)
     callbacks: tuple[QueuePlan, ...] = ()  # the queues this flow registers callbacks for: its callback legs'
 
 

@@ -25,7 +25,8 @@ compiled gate does when the server is down. The gate plays the first prompt of e
 ``dialplan.maintenance`` names its own. ``reopening`` is played before the spoken end (``none``: the end is
 not spoken); ``time_words`` are the prompts around it. A transfer or queue that does not reach anyone ends
 the call (``maintenance-transfer-busy``…): for outcomes of your own, ``goto`` a transfer or queue step.
-The ``breaker`` is read and checked now; it switches emergency mode on for the flow in a later version.
+The ``breaker`` switches emergency mode on for the flow when a minute's new calls or errors cross a threshold
+(:mod:`ivrkit.maintenance.breaker`).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class DeclaredWindow:
 
 @dataclass(frozen=True)
 class Breaker:
-    """When emergency mode switches itself on for the flow, and how it switches off (runs in a later version)."""
+    """When emergency mode switches itself on for the flow, and how it switches off."""
 
     max_calls_per_minute: int | None = None
     max_error_rate: float | None = None  # a fraction of the last minute's calls that ended in `error`
@@ -322,7 +323,8 @@ _WINDOWS.type_name = "list of windows such as [{mode, from, until}]"
 
 
 class _Rate(Field[float]):
-    """A fraction above 0 and at most 1, or a percentage: ``0.5`` or ``50%``."""
+    """A fraction above 0 and below 1, or a percentage: ``0.5`` or ``50%``. The breaker trips when the rate is
+    *exceeded*, so 1 (100%) could never trip."""
 
     type_name = "rate such as 0.5 or 50%"
 
@@ -336,14 +338,14 @@ class _Rate(Field[float]):
             rate = float(value)
         else:
             return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}")
-        if not 0 < rate <= 1:
+        if not 0 < rate < 1:
             written = node.raw if isinstance(node, Scalar) and node.raw else value
             return ctx.error(node, f"an error rate of {written} is out of range",
-                             "write a fraction above 0 and up to 1 (0.5), or a percentage (50%)")
+                             "write a fraction above 0 and below 1 (0.5), or a percentage (50%)")
         return rate
 
     def json_schema(self) -> dict[str, Any]:
-        return {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        return {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
                           {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}]}
 
 
@@ -361,11 +363,18 @@ def _breaker_limits(value: Breaker, node: Node, ctx: ParseContext) -> Breaker:
 _DEFAULT_BREAKER = Breaker()
 _BREAKER: Record[Breaker] = Record(
     {
-        "max_calls_per_minute": Option(Integer(1, 100000), "Trip when more calls than this start in a minute."),
-        "max_error_rate": Option(_Rate(), "Trip when more than this share of a minute's calls end in `error`."),
+        "max_calls_per_minute": Option(
+            Integer(1, 100000),
+            "Trip when more new calls than this started in the last minute (calls meeting maintenance included).",
+        ),
+        "max_error_rate": Option(
+            _Rate(),
+            "Trip when more than this share of the new calls that ended in the last minute ended in error "
+            "(outcome `error`, a crash, a protocol error).",
+        ),
         "min_calls": Option(Integer(1, 100000), "The error rate counts only from this many calls in the minute.",
                             _DEFAULT_BREAKER.min_calls),
-        "quiet": Option(Duration(), "With `clear: auto`: how long both stay below their thresholds before "
+        "quiet": Option(Duration(), "With `clear: auto`: how long no call may find a threshold crossed before "
                         "emergency mode switches off again.", _DEFAULT_BREAKER.quiet),
         "clear": Option(Text(choices=CLEAR_MODES, what="clear mode"), "`auto` after `quiet`, or `operator`: "
                         "stays on until switched off.", _DEFAULT_BREAKER.clear),
@@ -421,8 +430,9 @@ MAINTENANCE_RECORD: Record[MaintenanceSettings] = Record(
         "time_words": Option(_TIME_WORDS, "Prompts around the spoken end of a maintenance.", _DEFAULT_WORDS),
         "windows": Option(_WINDOWS, "Maintenance windows scheduled in the flow file: `{mode, from, until, reason}`.",
                           []),
-        "breaker": Option(_BREAKER, "Circuit breaker: emergency mode for this flow when calls or errors cross a "
-                          "threshold (checked now, switched in a later version)."),
+        "breaker": Option(_BREAKER, "Circuit breaker: emergency mode for this flow when its calls or errors of "
+                          "the last minute cross a threshold; off again after `quiet` (`clear: auto`) or by an "
+                          "operator."),
     },
     factory=_settings,
     what="maintenance settings",

@@ -215,9 +215,10 @@ DIALPLAN_OPTION = Option(
             ),
             "maintenance": Option(
                 Record(_maintenance_options(), factory=_maintenance, what="maintenance prompts"),
-                "Prompts of the maintenance gate, which plays before the server is asked (AstDB "
-                "`ivrkit-maintenance/<flow>`, else `ivrkit-maintenance/global`). A mode not named here plays the "
-                "first prompt of that mode under `maintenance:` when there is one.",
+                "Prompts the dialplan plays when the FastAGI server cannot run a call while the flow's AstDB flag "
+                "(`ivrkit-maintenance/<flow>`, else `ivrkit-maintenance/global`, written by the server's mirror) "
+                "names a mode. A mode not named here plays the first prompt of that mode under `maintenance:` "
+                "when there is one.",
                 MaintenancePrompts(),
             ),
             "numbers_context": Option(

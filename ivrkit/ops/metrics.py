@@ -206,6 +206,20 @@ class ServerMetrics:
         self._callback_attempts = _Children(attempts, 1)
         for result in Result:
             self._callback_attempts.get((result.value,))
+        breaker_trips = Counter(
+            "ivrkit_breaker_trips",
+            "Circuit breaker trips (emergency mode switched on for the flow by the breaker), by flow.",
+            ["flow"],
+            registry=r,
+        )
+        breaker_tripped = Gauge(
+            "ivrkit_breaker_tripped",
+            "1 while the flow's circuit breaker holds emergency mode on, 0 while it watches the flow's calls.",
+            ["flow"],
+            registry=r,
+        )
+        self._breaker_trips = _Children(breaker_trips, 1)
+        self._breaker_tripped = _Children(breaker_tripped, 1)
         self._callback_gauges = _CallbackGauges()
         r.register(self._callback_gauges)
         self._estimates = _Children(estimates, 2)
@@ -283,6 +297,16 @@ class ServerMetrics:
     def callbacks_changed(self) -> None:
         """The dispatcher's hook after each change it makes. Nothing to do: the gauges are read from the store
         at scrape time, so they include changes made by any process on the same data directory."""
+
+    def breaker_state(self, flow: str, tripped: bool) -> None:
+        """The circuit breaker's state for ``flow``; the first call also exports its trip count at 0, so an
+        alert on ``increase(ivrkit_breaker_trips_total[5m])`` sees the first trip."""
+        self._breaker_trips.get((flow,))
+        self._breaker_tripped.get((flow,)).set(1 if tripped else 0)
+
+    def breaker_tripped(self, flow: str) -> None:
+        """Count a trip of ``flow``'s circuit breaker."""
+        self._breaker_trips.get((flow,)).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for an HTTP response."""

@@ -8,7 +8,6 @@ change (polled every ``reload_seconds``).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import signal
 import threading
@@ -21,7 +20,9 @@ from typing import Any
 from ivrkit.callbacks.dispatcher import DispatcherLocked
 from ivrkit.callbacks.live import LiveCallbacks
 from ivrkit.callbacks.running import AmiSettings, CallbackDispatch
-from ivrkit.engine.maintenance import in_force_for
+from ivrkit.engine.maintenance import mode_now
+from ivrkit.maintenance.breaker import CircuitBreaker
+from ivrkit.maintenance.mirror import AstDbMirror
 from ivrkit.ops.admin import AdminServer
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.server.library import FlowLibrary, ReloadReport
@@ -52,6 +53,7 @@ class ServiceSettings:
     sms: SmsSettings = field(default_factory=SmsSettings)  # default: the console sink (development)
     ami: AmiSettings | None = None  # None: callbacks are stored, and dialled by `ivrkit dispatcher` elsewhere
     dispatch_poll: float = 1.0  # seconds between the dispatcher's looks for due callbacks and free agents
+    mirror_check: float = 30.0  # seconds between two reads of AstDB by the maintenance mirror (with --ami)
 
 
 class Service:
@@ -85,6 +87,13 @@ class Service:
                 metrics=self.metrics,
                 poll=settings.dispatch_poll,
             )
+        # With AMI, the maintenance store is mirrored into AstDB: the compiled gate's flags when the server is down.
+        self.mirror: AstDbMirror | None = None
+        if settings.ami is not None:
+            self.mirror = AstDbMirror.over_ami(
+                settings.ami, self.maintenance_store, lambda: self.library.flows, interval=settings.mirror_check,
+                on_change=self._maintenance_changed,
+            )
         self.listener = AgiListener(
             SessionHandler(self.library, self.metrics, settings.session), self.metrics, settings.listener
         )
@@ -100,6 +109,7 @@ class Service:
     def start(self) -> None:
         """Load the flows, start listening and the admin endpoint; returns at once."""
         self.reload()
+        self._start_breaker()
         self.listener.start()
         if self.settings.admin_port:
             self.admin = AdminServer(
@@ -120,6 +130,7 @@ class Service:
         log.info("store in %s", self.database.path, extra={"data_dir": str(self.settings.data_dir)})
         self.outbox_worker.start()
         self._start_dispatch()
+        self._start_mirror()
         threading.Thread(target=self._watch_flows, name="flow-reload", daemon=True).start()
 
     def run(self) -> int:
@@ -151,10 +162,13 @@ class Service:
         self._reload_now.set()
         if self.admin is not None:
             self.admin.stop()
+        self._stop_breaker()
         # Unsent texts stay in the outbox for the next start; a send in flight ends within the gateway timeout.
         queues_written = self.queues.close()
         dispatch_stopped = self.dispatch.stop() if self.dispatch is not None else True
-        if self.outbox_worker.stop(timeout=self.settings.sms.retry.lease) and queues_written and dispatch_stopped:
+        mirror_stopped = self.mirror.stop() if self.mirror is not None else True  # AstDB keeps its flags
+        if (self.outbox_worker.stop(timeout=self.settings.sms.retry.lease) and queues_written and dispatch_stopped
+                and mirror_stopped):
             self.settings.sms.gateway.close()
             self.database.close()
 
@@ -168,13 +182,46 @@ class Service:
             log.warning("callbacks are not dialled by this server: %s", error)
             self.dispatch = None
 
+    # -- the circuit breaker (J) ----------------------------------------------------------------------------
+
+    breaker: CircuitBreaker | None = None
+
+    def _start_breaker(self) -> None:
+        """Before the first call: the breaker watches the new calls of flows declaring ``maintenance.breaker``
+        and switches emergency mode on and off for them in the store."""
+        self.breaker = CircuitBreaker(
+            self.maintenance_store, lambda: self.library.flows, metrics=self.metrics, on_change=self._breaker_switched
+        )
+        self.listener.handler.watcher = self.breaker
+        self.breaker.start()
+
+    def _stop_breaker(self) -> None:
+        if self.breaker is not None and not self.breaker.stop():
+            log.warning("the circuit breaker was still switching when the server stopped")
+
+    def _breaker_switched(self) -> None:
+        """The breaker switched a window: the next call meets it, not the windows read up to a second before,
+        and the AstDB mirror copies it now, not at its next look."""
+        if self.world.maintenance_windows is not None:
+            self.world.maintenance_windows.refresh()
+        if self.mirror is not None:
+            self.mirror.wake()
+
+    def _start_mirror(self) -> None:
+        if self.mirror is None:
+            log.info("no --ami: maintenance is not mirrored into AstDB; the compiled gate keeps the flags it has")
+            return
+        self.mirror.start()
+
+    def _maintenance_changed(self) -> None:
+        """The mirror saw a change in the store (the CLI, the admin API, a window's start or end): calls meet it
+        from now on, as the gate does once AstDB has it, not up to a second later."""
+        if self.world.maintenance_windows is not None:
+            self.world.maintenance_windows.refresh()
+
     def _maintenance_mode(self, flow: str) -> str | None:
-        """The maintenance mode a call to ``flow`` would meet now (its YAML windows included): the dispatcher
-        dials none of the flow's callbacks then."""
-        now = dt.datetime.now(dt.UTC)
-        loaded = self.library.flows.get(flow)
-        found = in_force_for(self.world, loaded, now) if loaded is not None else self.world.maintenance(flow, now)
-        return None if found is None else found.mode.value
+        """The mode a call to ``flow`` meets now: the dispatcher dials none of the flow's callbacks then."""
+        return mode_now(self.world, self.library.flows, flow)
 
     def _callbacks_changed(self) -> None:
         """A callback was requested or an attempt ended here: the dispatcher looks now, not at its next poll."""

@@ -12,6 +12,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from asterisk.agi import AGIError, AGIHangup
 
@@ -31,6 +32,16 @@ from ivrkit.server.library import FlowLibrary
 log = logging.getLogger("ivrkit.session")
 
 STEP_CHANGES = frozenset({"session", "step"})  # journal events after which the call is in another step
+FAILURES = frozenset({"crash", "protocol", "timeout"})  # sessions that ended in error with no flow outcome
+
+
+class CallWatcher(Protocol):
+    """Told of every new call of a served flow (a session in mode start) and how its session ended: the
+    circuit breaker (:mod:`ivrkit.maintenance.breaker`). Called on the session path: must only count."""
+
+    def call_started(self, flow: str) -> None: ...
+
+    def call_ended(self, flow: str, failed: bool) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -45,10 +56,17 @@ class SessionSettings:
 class SessionHandler:
     """Runs sessions for a server: shared by every connection, holds nothing per call."""
 
-    def __init__(self, library: FlowLibrary, metrics: ServerMetrics, settings: SessionSettings | None = None):
+    def __init__(
+        self,
+        library: FlowLibrary,
+        metrics: ServerMetrics,
+        settings: SessionSettings | None = None,
+        watcher: CallWatcher | None = None,
+    ):
         self.library = library
         self.metrics = metrics
         self.settings = settings or SessionSettings()
+        self.watcher = watcher  # told of new calls and how they ended (the circuit breaker)
 
     def handle(self, sock: socket.socket, peer: str, waiter: Waiter | None = None) -> SessionResult | None:
         """Serve one connection to the end; ``waiter`` is the server's loop (none: block this thread).
@@ -68,36 +86,49 @@ class SessionHandler:
             return None  # the connection has closed the socket
         uniqueid = connection.env.get("agi_uniqueid", "")
         script = connection.env.get("agi_network_script", "")
-        flow_name = script.partition("?")[0].strip("/").split("/")[0][:64]
-        label = flow_name if flow_name in self.library.engine.flows else "unknown"  # metric labels stay bounded
+        path = script.partition("?")[0].strip("/")
+        flow_name = path.split("/")[0][:64]
+        served = flow_name in self.library.engine.flows
+        label = flow_name if served else "unknown"  # metric labels stay bounded
+        # a new call: the path is the flow's name alone (/<flow>), not /<flow>/resume, /hangup or /callback
+        watcher = self.watcher if served and "/" not in path else None
         with call_context(uniqueid, flow_name):
             self.metrics.session_started(label)
-            outcome = "error"
+            if watcher is not None:
+                watcher.call_started(label)
+            outcome, failed = "error", True  # if _run itself raised
             try:
-                result = self._run(connection, script, peer)
-                outcome = result.outcome if result else "refused"
-                return result
+                ran = self._run(connection, script, peer)
+                if isinstance(ran, SessionResult):
+                    outcome, failed = ran.outcome, ran.outcome == "error"
+                    return ran
+                outcome, failed = "refused", ran in FAILURES  # the metric's label: the session ran no flow's end
+                return None
             finally:
                 connection.close()
                 self.metrics.session_ended(label, outcome, time.perf_counter() - started)
+                if watcher is not None:
+                    watcher.call_ended(label, failed)
 
-    def _run(self, connection: AgiConnection, script: str, peer: str) -> SessionResult | None:
+    def _run(self, connection: AgiConnection, script: str, peer: str) -> SessionResult | str:
+        """The engine's result, or how the session ended without one (caller-hangup, timeout, protocol, crash,
+        no-such-flow, bad-request)."""
         try:
             route = parse_route(script)
         except ValueError as error:
             self._failed("flow-not-found", str(error))
             self._set_result(connection, "error", "no-such-flow")
-            return None
+            return "no-such-flow"
         engine = self.library.engine
         if route.flow not in engine.flows:
             served = ", ".join(sorted(engine.flows)) or "none"
             self._failed("flow-not-found", f"no flow named '{route.flow}' (serving: {served})")
             self._set_result(connection, "error", "no-such-flow")
-            return None
+            return "no-such-flow"
         if route.mode == "resume" and not route.params.get("outcome"):
             self._failed("protocol", f"/{route.flow}/resume needs ?outcome=<the dialplan step's result>")
             self._set_result(connection, "error", "bad-request")
-            return None
+            return "bad-request"
         flow = engine.flows[route.flow]
         info = call_info(connection.env, route)
         channel = AgiChannel(
@@ -126,19 +157,19 @@ class SessionHandler:
         except (AGIHangup, transitions.CallerHungUp) as error:
             # the caller went while the session was answering, or the peer closed mid-flow
             log.info("session ended: %s", error, extra={"outcome": "caller-hangup", "commands": connection.commands})
-            return None
+            return "caller-hangup"
         except ReplyTimeout as error:
             self._failed("timeout", f"{error}; the session is closed")
-            return None
+            return "timeout"
         except (ProtocolError, AGIError) as error:
             self._failed("protocol", f"{type(error).__name__}: {error}; the session is closed")
             self._set_result(connection, "error", "protocol")
-            return None
+            return "protocol"
         except Exception:
             self.metrics.error("crash")
             log.exception("session crashed; the dialplan sees IVRKIT_RESULT=error")
             self._set_result(connection, "error", "crash")
-            return None
+            return "crash"
         log.info(
             "session ended",
             extra={"outcome": result.outcome, "commands": connection.commands, "sessions": result.state.sessions},

@@ -135,16 +135,24 @@ class LiveMaintenance:
         self.clock = clock
         self._windows: tuple[Window, ...] = ()
         self._read_at: float | None = None
+        self._changes = 0  # refresh() calls; a read that began before one does not count as fresh
+        self._read_changes = 0
 
     def maintenance(self, flow: str, now: dt.datetime) -> Maintenance | None:
         at = self.clock()
-        if self._read_at is None or at - self._read_at >= self.ttl:
+        if self._read_at is None or at - self._read_at >= self.ttl or self._read_changes != self._changes:
+            changes = self._changes
             try:
                 self._windows = tuple(self.store.windows(now))
             except StoreError as error:
                 maintenance_log.warning("maintenance windows not read, using those read before: %s", error)
-            self._read_at = at
+            self._read_at, self._read_changes = at, changes
         return in_force(self._windows, flow, now)
+
+    def refresh(self) -> None:
+        """Read the windows again for the next call: this process changed them (the circuit breaker tripped),
+        and that call must meet the change, not the windows read up to ``ttl`` before. Any thread."""
+        self._changes += 1
 
 
 class LiveWorld:

@@ -467,7 +467,7 @@ def maintenance(ami: AmiClient) -> Iterator[Callable[[str, str], None]]:
             continue  # deleted already
 
 
-def test_a_maintenance_flag_plays_its_announcement_without_the_server(
+def test_a_maintenance_flag_plays_its_announcement_when_the_server_cannot(
     project: Path, asterisk: AsteriskInstance, ami: AmiClient, call_driver: CallDriver,
     maintenance: Callable[[str, str], None],
 ) -> None:  # fmt: skip
@@ -475,19 +475,37 @@ def test_a_maintenance_flag_plays_its_announcement_without_the_server(
 
     maintenance("support", "planned")
     call = call_driver.place("ivrkit-support").wait(30)
-    assert ("Playback", "en/ivrkit/maintenance-planned") in call.applications, call.describe()
-    assert call.variables.get("PLAYBACKSTATUS") == "SUCCESS"
-    assert "AGI" not in [app for app, _ in call.applications]
+    apps = call.applications
+    assert call.variables.get("AGISTATUS") == "FAILURE", call.describe()  # the server is asked first
+    assert [data for app, data in apps if app == "Playback"] == ["en/ivrkit/maintenance-planned"], apps
+    after = apps[apps.index(("Playback", "en/ivrkit/maintenance-planned")) + 1 :]
+    assert call.variables.get("PLAYBACKSTATUS") == "SUCCESS" and after[0] == ("Hangup", ""), after  # not the queue
 
     maintenance("global", "emergency")  # every flow without a flag of its own
     call = call_driver.place("ivrkit-billing").wait(30)
     assert ("Playback", "en/ivrkit/maintenance-emergency") in call.applications, call.describe()
 
     maintenance("billing", "none")  # a flow's own flag wins over the global one; unknown modes mean none
-    maintenance("support", "planned,${SHELL(id)}")  # read as 'plannedid': not a mode, and never expanded
+    maintenance("support", "planned,${SHELL(id)}")  # read as 'plannedshellid': not a mode, and never expanded
     for flow in ("billing", "support"):
         call = call_driver.place(f"ivrkit-{flow}").wait(30)
         assert "AGI" in [app for app, _ in call.applications] and FALLBACK in call.applications, call.describe()
+
+
+def test_a_maintenance_flag_keeps_no_call_from_a_running_server(
+    serve: Callable[..., Server], call_driver: CallDriver, clock: Callable[[dt.datetime], None],
+    maintenance: Callable[[str, str], None],
+) -> None:  # fmt: skip
+    """The store decides what a call meets while the server runs: a flag its mirror did not write (set by hand,
+    or left over) counts only when the server cannot run the call."""
+    clock(dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC))  # a Monday morning: the line is open
+    server = serve()
+    maintenance("support", "planned")
+    call = call_driver.place("ivrkit-support", script=["hangup"]).wait(30)
+    (session,) = server.results
+    assert session.outcome == "caller-hangup" and session.journal.of_kind("maintenance") == []
+    assert call.variables.get("IVRKIT_DP_GATE") == "planned"  # remembered, for the fallback only
+    assert not [data for app, data in call.applications if app == "Playback"], call.describe()
 
 
 def test_values_from_the_server_never_become_dialplan_syntax(

@@ -135,7 +135,7 @@ def test_report_shows_source_line_caret_and_hint(ivrkit_check: CheckRun) -> None
         ("maintenance", "join them into one window: callers would hear the end of whichever started last"),
         ("maintenance_values", "write {transfer: PJSIP/standby} or {transfer: {to: ..., timeout: 30s}}"),
         ("maintenance_values", "`until` is the end: put it after `from`"),
-        ("maintenance_values", "write a fraction above 0 and up to 1 (0.5), or a percentage (50%)"),
+        ("maintenance_values", "write a fraction above 0 and below 1 (0.5), or a percentage (50%)"),
     ],
 )
 def test_hints(case: str, hint: str, ivrkit_check: CheckRun) -> None:
