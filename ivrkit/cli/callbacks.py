@@ -15,14 +15,13 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ivrkit.callbacks.model import Callback, CallbackEvent, State
-from ivrkit.cli.common import add_data_dir_option
+from ivrkit.cli.common import add_data_dir_option, open_server_store, store_failed
 from ivrkit.ops import callbacks as views
+from ivrkit.ops.requests import MAX_LIMIT
 from ivrkit.store import CallbackFinished, CallbackNotFound, SqliteCallbacks, StoreError
-from ivrkit.store.database import DATABASE_FILE, Database, open_database
 
 PROG = "ivrkit callbacks"
 
@@ -58,7 +57,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         "--limit",
         type=int,
         default=views.DEFAULT_LIMIT,
-        help=f"at most this many, 1 to {views.MAX_LIMIT} (%(default)s)",
+        help=f"at most this many, 1 to {MAX_LIMIT} (%(default)s)",
     )
 
     show = actions.add_parser(
@@ -80,7 +79,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    database = _open(args.data_dir)
+    database = open_server_store(args.data_dir, PROG)
     try:
         store = SqliteCallbacks(database)
         if args.action == "list":
@@ -89,28 +88,9 @@ def run(args: argparse.Namespace) -> int:
             return _show(store, args)
         return _cancel(store, args)
     except (StoreError, sqlite3.Error) as error:
-        path = args.data_dir / DATABASE_FILE
-        return _fail(
-            f"the store in {args.data_dir} failed: {error}; try again, and if it persists check the file with "
-            f"sqlite3 {path} 'PRAGMA integrity_check'"
-        )
+        return _fail(store_failed(args.data_dir, error))
     finally:
         database.close()
-
-
-def _open(data_dir: Path) -> Database:
-    """The server's store; never a new, empty one in a directory that is not the server's."""
-    if not (data_dir / DATABASE_FILE).is_file():
-        raise SystemExit(
-            f"{PROG}: no store in {data_dir} (no {DATABASE_FILE} there): pass the server's data directory with "
-            "--data-dir or $IVRKIT_DATA_DIR"
-        )
-    try:
-        return open_database(data_dir)
-    except StoreError as error:
-        raise SystemExit(f"{PROG}: {error}") from None
-    except sqlite3.Error as error:
-        raise SystemExit(f"{PROG}: {data_dir / DATABASE_FILE}: cannot open the store ({error})") from None
 
 
 def _list(store: SqliteCallbacks, args: argparse.Namespace) -> int:
@@ -127,7 +107,7 @@ def _list(store: SqliteCallbacks, args: argparse.Namespace) -> int:
         print(f"no {_what(states, args.queue)}")
         return 0
     print(_table(found))
-    more = f"; there may be more: pass --limit (at most {views.MAX_LIMIT})" if len(found) >= limit else ""
+    more = f"; there may be more: pass --limit (at most {MAX_LIMIT})" if len(found) >= limit else ""
     print(f"\n{len(found)} {_what(states, args.queue, len(found))}, newest first{more}")
     return 0
 

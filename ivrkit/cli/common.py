@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,9 +12,11 @@ from ivrkit.flow.diagnostics import Diagnostics
 from ivrkit.flow.loader import load_directory
 from ivrkit.flow.model import Flow
 from ivrkit.prompts.catalog import PromptCatalog
+from ivrkit.store.database import StoreError
 
 if TYPE_CHECKING:
     from ivrkit.callbacks.running import AmiSettings
+    from ivrkit.store.database import Database
 
 
 def add_project_options(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +81,34 @@ def ami_settings(args: argparse.Namespace) -> AmiSettings:
     from ivrkit.callbacks.running import AmiSettings
 
     return AmiSettings.parse(args.ami, args.ami_user, args.ami_secret_file)
+
+
+def open_server_store(data_dir: Path, prog: str) -> Database:
+    """The server's store for a command that reads or changes it; never a new, empty one in a directory that is
+    not the server's (a mistyped --data-dir would otherwise show nothing and change nothing, silently)."""
+    from ivrkit.store.database import DATABASE_FILE, open_database
+
+    if not (data_dir / DATABASE_FILE).is_file():
+        raise SystemExit(
+            f"{prog}: no store in {data_dir} (no {DATABASE_FILE} there): pass the server's data directory with "
+            "--data-dir or $IVRKIT_DATA_DIR"
+        )
+    try:
+        return open_database(data_dir)
+    except StoreError as error:
+        raise SystemExit(f"{prog}: {error}") from None
+    except sqlite3.Error as error:
+        raise SystemExit(f"{prog}: {data_dir / DATABASE_FILE}: cannot open the store ({error})") from None
+
+
+def store_failed(data_dir: Path, error: Exception) -> str:
+    """What to say when the store fails in the middle of a command."""
+    from ivrkit.store.database import DATABASE_FILE
+
+    return (
+        f"the store in {data_dir} failed: {error}; try again, and if it persists check the file with "
+        f"sqlite3 {data_dir / DATABASE_FILE} 'PRAGMA integrity_check'"
+    )
 
 
 def load_project(args: argparse.Namespace) -> tuple[dict[str, Flow], PromptCatalog, Diagnostics]:

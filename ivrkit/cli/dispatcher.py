@@ -4,7 +4,8 @@ It reads the callbacks from the data directory's store (the one ``ivrkit serve``
 for each queue's ``callback:`` settings, and talks to Asterisk over AMI. Only one dispatcher may run per data
 directory (a lock file says which). SIGTERM or Ctrl-C stop it at once: an attempt in flight stays recorded
 and the next start checks it against Asterisk, never dialling it again blindly. SIGHUP reloads the flows;
-they are also reloaded when their files change.
+they are also reloaded when their files change, and the maintenance windows they declare are stored, as
+``ivrkit serve`` does (:mod:`ivrkit.maintenance.declared`).
 
 The AMI user needs ``read = call,agent`` and ``write = originate,reporting`` (``reporting`` for
 ``CoreShowChannels``), plus ``call`` to hang up a stray callback channel; see the README's callback section.
@@ -25,6 +26,7 @@ from ivrkit.callbacks.dispatcher import DispatcherLocked
 from ivrkit.callbacks.running import SECRET_ENV, CallbackDispatch
 from ivrkit.cli.common import add_ami_options, add_data_dir_option, add_log_options, add_project_options, ami_settings
 from ivrkit.engine.maintenance import mode_now
+from ivrkit.maintenance.declared import store_declared
 from ivrkit.ops.logs import configure
 from ivrkit.server.library import FlowLibrary
 from ivrkit.server.world import LiveMaintenance
@@ -86,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal(stopping))
     signal.signal(signal.SIGHUP, on_signal(reload_now))
     library = FlowLibrary(args.flows, args.prompts if args.prompts.is_dir() else None)
-    maintenance = LiveMaintenance(SqliteMaintenance(database))
+    store = SqliteMaintenance(database)
+    maintenance = LiveMaintenance(store)
     dispatch = CallbackDispatch(
         args.data_dir,
         SqliteCallbacks(database),
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         database.close()
         raise SystemExit(f"ivrkit dispatcher: {error}") from None
     try:
-        _reload(library, "at start")
+        _reload(library, store, "at start")
         log.info("store in %s", database.path)
         interval = args.reload_interval if args.reload_interval > 0 else None
         while True:
@@ -111,9 +114,9 @@ def run(args: argparse.Namespace) -> int:
                 break
             if reload_now.is_set():
                 reload_now.clear()
-                _reload(library, "SIGHUP")
+                _reload(library, store, "SIGHUP")
             elif library.changed():
-                _reload(library, "files changed")
+                _reload(library, store, "files changed")
         log.info("stopping: attempts in flight stay recorded for the next start")
     finally:
         if dispatch.stop():
@@ -121,10 +124,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reload(library: FlowLibrary, why: str) -> None:
-    """Load the flows again; a failure keeps the previous ones (the dispatcher must not stop over it)."""
+def _reload(library: FlowLibrary, store: SqliteMaintenance, why: str) -> None:
+    """Load the flows again and store the maintenance windows they declare; a failure keeps the previous flows
+    (the dispatcher must not stop over it)."""
     log.info("loading flows (%s)", why)
+    previous = library.flows
     try:
-        library.reload()
+        report = library.reload()
     except Exception:
         log.exception("flow reload failed; the previous flows stay in use")
+        return
+    store_declared(store, library.flows.values(), [previous[name] for name in report.removed if name in previous])

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ivrkit.cli.common import add_data_dir_option
+from ivrkit.cli.common import add_data_dir_option, open_server_store, store_failed
 from ivrkit.flow.loader import load_directory
 from ivrkit.maintenance.model import GLOBAL, AuditEntry, Mode, Source, Window
 from ivrkit.ops import maintenance as views
-from ivrkit.store import SqliteMaintenance, StoreError, WindowNotFound
-from ivrkit.store.database import DATABASE_FILE, Database, open_database
+from ivrkit.ops.requests import MAX_LIMIT
+from ivrkit.store import SqliteMaintenance, StoreError, WindowDeclared, WindowNotFound
 
 PROG = "ivrkit maintenance"
 
@@ -102,7 +102,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         "--limit",
         type=int,
         default=views.DEFAULT_LIMIT,
-        help=f"at most this many, 1 to {views.MAX_LIMIT} (%(default)s)",
+        help=f"at most this many, 1 to {MAX_LIMIT} (%(default)s)",
     )
     return parser
 
@@ -116,7 +116,7 @@ def _add_scope(parser: argparse.ArgumentParser, window_id: bool = False) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    database = _open(args.data_dir)
+    database = open_server_store(args.data_dir, PROG)
     try:
         store = SqliteMaintenance(database, clock)
         views.catch_up(store, store.now())
@@ -128,28 +128,9 @@ def run(args: argparse.Namespace) -> int:
             return _status(store, args)
         return _history(store, args)
     except (StoreError, sqlite3.Error) as error:
-        path = args.data_dir / DATABASE_FILE
-        return _fail(
-            f"the store in {args.data_dir} failed: {error}; try again, and if it persists check the file with "
-            f"sqlite3 {path} 'PRAGMA integrity_check'"
-        )
+        return _fail(store_failed(args.data_dir, error))
     finally:
         database.close()
-
-
-def _open(data_dir: Path) -> Database:
-    """The server's store; never a new, empty one in a directory that is not the server's."""
-    if not (data_dir / DATABASE_FILE).is_file():
-        raise SystemExit(
-            f"{PROG}: no store in {data_dir} (no {DATABASE_FILE} there): pass the server's data directory with "
-            "--data-dir or $IVRKIT_DATA_DIR"
-        )
-    try:
-        return open_database(data_dir)
-    except StoreError as error:
-        raise SystemExit(f"{PROG}: {error}") from None
-    except sqlite3.Error as error:
-        raise SystemExit(f"{PROG}: {data_dir / DATABASE_FILE}: cannot open the store ({error})") from None
 
 
 def _on(store: SqliteMaintenance, args: argparse.Namespace) -> int:
@@ -220,7 +201,7 @@ def _off(store: SqliteMaintenance, args: argparse.Namespace) -> int:
     if scope is None:
         try:
             ended = [store.cancel(args.window_id, by=by, source=Source.CLI, reason=reason)]
-        except WindowNotFound as error:
+        except (WindowNotFound, WindowDeclared) as error:
             return _fail(str(error))
         scope = ended[0].scope
     else:
@@ -279,7 +260,7 @@ def _history(store: SqliteMaintenance, args: argparse.Namespace) -> int:
         print("no maintenance changes recorded" + ("" if scope is None else f" for {views.scope_name(scope)}"))
         return 0
     print(_history_table(entries))
-    more = f"; there may be more: pass --limit (at most {views.MAX_LIMIT})" if len(entries) >= limit else ""
+    more = f"; there may be more: pass --limit (at most {MAX_LIMIT})" if len(entries) >= limit else ""
     print(f"\n{len(entries)} change{'' if len(entries) == 1 else 's'}, newest first{more}")
     return 0
 

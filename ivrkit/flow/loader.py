@@ -124,7 +124,7 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
             return None
     maintenance: MaintenanceSettings | None = top["maintenance"]
     if maintenance is not None:
-        maintenance = maintenance.bound(top["flow"], top["timezone"])
+        maintenance = maintenance.bound(top["flow"], top["timezone"], file)
     return Flow(
         name=top["flow"],
         file=file,

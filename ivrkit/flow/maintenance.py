@@ -27,6 +27,11 @@ not spoken); ``time_words`` are the prompts around it. A transfer or queue that 
 the call (``maintenance-transfer-busy``…): for outcomes of your own, ``goto`` a transfer or queue step.
 The ``breaker`` switches emergency mode on for the flow when a minute's new calls or errors cross a threshold
 (:mod:`ivrkit.maintenance.breaker`).
+
+The ``windows`` are stored by the server (and ``ivrkit dispatcher``) each time it loads the file: ``ivrkit
+maintenance status`` and ``history`` show them like the operators' windows, from the ``schedule`` and by the
+flow file. A window taken out of the file is cancelled at the next reload; a changed window is a new one.
+Operators do not switch them off: edit the file.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from ivrkit.flow.fields import (
 )
 from ivrkit.flow.segments import PromptName
 from ivrkit.flow.source import Mapping, Node, Scalar, describe
-from ivrkit.maintenance.model import Mode, Source, Window
+from ivrkit.maintenance.model import Mode, Source, Window, declared_id
 from ivrkit.steps.queue import QUEUE_BODY, QueueSpec
 from ivrkit.steps.transfer import Transfer, TransferSpec
 
@@ -69,7 +74,6 @@ ACTION_EXAMPLES = {  # an action named without its target, and how to write it
 CLEAR_MODES = ("auto", "operator")
 DEFAULT_REOPENING = "we-reopen"
 MIN_QUIET = 60.0  # the breaker measures per minute: a shorter quiet period would switch on and off every minute
-DECLARED_BY = "flow file"  # who a YAML window is "by" in the audit trail
 
 
 @dataclass(frozen=True)
@@ -121,14 +125,17 @@ class DeclaredWindow:
     reason: str = ""
     location: Location | None = None
 
-    def window(self, flow: str, timezone: str, index: int) -> Window:
+    def window(self, flow: str, timezone: str, file: str) -> Window:
+        """The window of ``flow`` (times in its ``timezone`` unless written with an offset), by the flow file,
+        with the id the store keeps it under (:func:`~ivrkit.maintenance.model.declared_id`)."""
         zone = zoneinfo.ZoneInfo(timezone)
 
         def aware(moment: dt.datetime) -> dt.datetime:
             return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
-        return Window(f"{flow}#{index}", flow, self.mode, aware(self.starts_at), aware(self.ends_at), self.reason,
-                      DECLARED_BY, Source.SCHEDULE)
+        start, end = aware(self.starts_at), aware(self.ends_at)
+        window_id = declared_id(flow, self.mode, start, end, self.reason)
+        return Window(window_id, flow, self.mode, start, end, self.reason.strip(), file, Source.SCHEDULE)
 
 
 @dataclass(frozen=True)
@@ -156,10 +163,9 @@ class MaintenanceSettings:
         handling: ModeHandling = getattr(self, Mode(mode).value)
         return handling
 
-    def bound(self, flow: str, timezone: str) -> MaintenanceSettings:
-        """These settings with the declared windows as windows of ``flow``."""
-        windows = tuple(declared.window(flow, timezone, index) for index, declared in enumerate(self.declared, 1))
-        return replace(self, windows=windows)
+    def bound(self, flow: str, timezone: str, file: str) -> MaintenanceSettings:
+        """These settings with the declared windows as windows of ``flow``, declared by ``file``."""
+        return replace(self, windows=tuple(declared.window(flow, timezone, file) for declared in self.declared))
 
 
 # -- reading the block ----------------------------------------------------------------------------------------

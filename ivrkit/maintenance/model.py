@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -84,6 +85,33 @@ class AuditEntry:
     until: dt.datetime | None
     detail: str = ""
     window_id: str = ""  # the window the change is about
+
+
+def declared_id(flow: str, mode: Mode, starts_at: dt.datetime, ends_at: dt.datetime | None, reason: str) -> str:
+    """The id of a window declared in a flow file: made from what the file says, so reading the file again
+    (another reload, another process) gives the same window, and the store keeps it once. The times count as
+    instants: the same window written in another timezone is the same window.
+
+    >>> upgrade = dt.datetime(2026, 12, 1, 21, tzinfo=dt.timezone.utc)
+    >>> declared_id("support", Mode.PLANNED, upgrade, upgrade + dt.timedelta(hours=4), "database upgrade")
+    '22d0a043076a'
+    >>> berlin = dt.timezone(dt.timedelta(hours=1))
+    >>> declared_id("support", Mode.PLANNED, upgrade.astimezone(berlin), upgrade + dt.timedelta(hours=4),
+    ...             " database upgrade ")  # the same instants, the same reason
+    '22d0a043076a'
+    >>> declared_id("support", Mode.PLANNED, upgrade, upgrade + dt.timedelta(hours=5), "database upgrade")
+    '0570682af054'
+    """
+
+    def instant(moment: dt.datetime | None) -> str:
+        if moment is None:
+            return ""
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"{moment.isoformat()} has no time zone; a declared window's times are aware")
+        return moment.astimezone(dt.UTC).isoformat()
+
+    text = "\n".join((flow, Mode(mode).value, instant(starts_at), instant(ends_at), reason.strip()))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def in_force(windows: Iterable[Window], flow: str, now: dt.datetime) -> Maintenance | None:

@@ -11,13 +11,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ivrkit.callbacks.model import ACTIVE, IN_FLIGHT, Callback, CallbackEvent, State
+from ivrkit.ops.requests import DEFAULT_LIMIT, check_who, parse_limit  # noqa: F401 (the routes' views)
 
 ACTIVE_FILTER = "active"  # pending, dialing and connected
 STATE_FILTERS = (*(state.value for state in State), ACTIVE_FILTER)
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-MAX_BY_LENGTH = 100
-MAX_REASON_LENGTH = 500
 
 
 def parse_states(values: Iterable[str]) -> frozenset[State] | None:
@@ -37,31 +34,6 @@ def parse_states(values: Iterable[str]) -> frozenset[State] | None:
             except ValueError:
                 raise ValueError(f"unknown state {name!r}; states are {', '.join(STATE_FILTERS)}") from None
     return frozenset(states) if states else None
-
-
-def parse_limit(value: str | int) -> int:
-    """A list limit between 1 and ``MAX_LIMIT``; ValueError says what is allowed."""
-    try:
-        limit = int(value)
-    except ValueError:
-        raise ValueError(f"limit {value!r} is not a number; give 1 to {MAX_LIMIT}") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit {limit} is out of range; give 1 to {MAX_LIMIT}")
-    return limit
-
-
-def check_cancel(by: object, reason: object) -> tuple[str, str]:
-    """Who cancels and why, as the audit trail will record them; ValueError says what is wrong."""
-    if not isinstance(by, str) or not by.strip():
-        raise ValueError("say who cancels: a non-empty 'by' (your name or ticket), recorded in the audit trail")
-    if not isinstance(reason, str):
-        raise ValueError("'reason' must be text")
-    by, reason = by.strip(), reason.strip()
-    if len(by) > MAX_BY_LENGTH or not by.isprintable():
-        raise ValueError(f"'by' must be printable text of at most {MAX_BY_LENGTH} characters")
-    if len(reason) > MAX_REASON_LENGTH or not reason.isprintable():
-        raise ValueError(f"'reason' must be printable text of at most {MAX_REASON_LENGTH} characters")
-    return by, reason
 
 
 def iso(at: float | None) -> str | None:
@@ -126,3 +98,8 @@ def in_flight_note(callback: Callback) -> str | None:
         f"an attempt was {callback.state.value} (channel {callback.channel_id}): no further attempt is made, but a "
         "call already in progress is not hung up"
     )
+
+
+def check_cancel(by: object, reason: object) -> tuple[str, str]:
+    """Who cancels and why, as the audit trail will record them; ValueError says what is wrong."""
+    return check_who(by, reason, doing="cancels")

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from ivrkit.flow.fields import NAME_PATTERN
 from ivrkit.maintenance.model import GLOBAL, AuditEntry, Maintenance, Mode, Source, Window
-from ivrkit.store.maintenance import MaintenanceStore, WindowNotFound
+from ivrkit.ops.requests import DEFAULT_LIMIT, check_who, parse_limit
+from ivrkit.store.maintenance import MaintenanceStore, WindowDeclared, WindowNotFound
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-MAX_BY_LENGTH = 100
-MAX_REASON_LENGTH = 500
 CONFIRM_GLOBAL_EMERGENCY = "global-emergency"  # what the API's "confirm" must say for a global emergency
 MODES = ", ".join(mode.value for mode in Mode)
 _DURATION = re.compile(r"^\+(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
@@ -107,35 +104,6 @@ def check_mode(mode: object) -> Mode:
         raise ValueError(f"unknown mode {mode!r}; modes are {MODES}") from None
 
 
-def check_who(by: object, reason: object, *, reason_required: bool) -> tuple[str, str]:
-    """Who makes a change and why, as the audit trail records them; ValueError says what is wrong."""
-    if not isinstance(by, str) or not by.strip():
-        raise ValueError(
-            "say who makes the change: a non-empty 'by' (your name or ticket), recorded in the audit trail"
-        )
-    if not isinstance(reason, str):
-        raise ValueError("'reason' must be text")
-    by, reason = by.strip(), reason.strip()
-    if len(by) > MAX_BY_LENGTH or not by.isprintable():
-        raise ValueError(f"'by' must be printable text of at most {MAX_BY_LENGTH} characters")
-    if reason_required and not reason:
-        raise ValueError("say why: a non-empty 'reason', recorded in the audit trail")
-    if len(reason) > MAX_REASON_LENGTH or not reason.isprintable():
-        raise ValueError(f"'reason' must be printable text of at most {MAX_REASON_LENGTH} characters")
-    return by, reason
-
-
-def parse_limit(value: str | int) -> int:
-    """A history limit between 1 and ``MAX_LIMIT``; ValueError says what is allowed."""
-    try:
-        limit = int(value)
-    except ValueError:
-        raise ValueError(f"limit {value!r} is not a number; give 1 to {MAX_LIMIT}") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit {limit} is out of range; give 1 to {MAX_LIMIT}")
-    return limit
-
-
 def catch_up(store: MaintenanceStore, now: dt.datetime) -> None:
     """Record scheduled starts and expiries that are due before showing or changing anything, so the history
     and status an operator sees are complete even when no server is running."""
@@ -184,21 +152,37 @@ API_WORDS = Words('"flow": "<name>"', '"flow": null', '"mode"', '"id"', "GET /v1
 
 
 def nothing_to_end(store: MaintenanceStore, scope: str, mode: Mode | None, now: dt.datetime, words: Words) -> str:
-    """Why a switch-off found nothing running, and what the operator may have meant."""
+    """Why a switch-off found nothing running, and what the operator may have meant. Windows declared in a flow
+    file are never switched off: the file is their switch."""
     kind = f"{mode} maintenance" if mode else "maintenance"
     message = f"no global {kind} is in force" if scope == GLOBAL else f"{scope} is not in {kind}"
-    running = store.windows(now, include_future=False)
+    found = store.windows(now)
+    running = [window for window in found if window.starts_at <= now and window.source is not Source.SCHEDULE]
+    declared = declared_in_force(found, scope, mode, now)
     hints = []
+    if declared:
+        modes = " and ".join(sorted({window.mode.value for window in declared}))
+        files = sorted({window.by for window in declared})
+        message = f"{scope}'s {modes} maintenance is declared in {', '.join(files)}"
+        hints.append(f"take its window out of {'that file' if len(files) == 1 else 'those files'} to end it (a "
+                     "running server stores the change when it reloads the file)")  # fmt: skip
     if scope != GLOBAL and any(window.scope == GLOBAL for window in running):
         hints.append(f"a global window is in force: switch it off with {words.everywhere}")
     if scope == GLOBAL and any(window.scope != GLOBAL for window in running):
         hints.append(f"flows have their own windows: switch those off with {words.flow}")
     if mode is not None and any(window.scope == scope for window in running):
         hints.append(f"another mode is in force: leave out {words.mode}")
-    if any(window.scope == scope and window.starts_at > now for window in store.windows(now)):
+    if any(window.scope == scope and window.starts_at > now and window.source is not Source.SCHEDULE
+           for window in found):  # fmt: skip
         hints.append(f"scheduled windows stay until they start: cancel one with {words.window_id}")
     hints.append(f"{words.status} shows what is in force")
     return f"{message}: nothing to switch off; {'; '.join(hints)}"
+
+
+def declared_in_force(windows: Iterable[Window], scope: str, mode: Mode | None, now: dt.datetime) -> list[Window]:
+    """The scope's windows in force (of ``mode``, if given) that a flow file declares: no switch ends them."""
+    return [window for window in windows if window.source is Source.SCHEDULE and window.scope == scope
+            and mode in (None, window.mode) and window.covers(now)]  # fmt: skip
 
 
 def describe(maintenance: Maintenance) -> str:
@@ -341,7 +325,8 @@ def switch_on_route(
 
 def switch_off_route(store: MaintenanceStore, body: dict[str, Any]) -> Answer:
     """``POST /v1/maintenance/off``: 200 with the windows ended; 409 when nothing was in force (the hint says
-    what is); 404 for an ``id`` that is no running or scheduled window."""
+    what is) or only windows declared in a flow file, and for the ``id`` of such a window; 404 for an ``id``
+    that is no running or scheduled window."""
     try:
         unknown = sorted(set(body) - set(_OFF_FIELDS))
         if unknown:
@@ -367,10 +352,14 @@ def switch_off_route(store: MaintenanceStore, body: dict[str, Any]) -> Answer:
                 "them with their ids"
             )
             return 404, {"error": "no such window", "hint": hint}
+        except WindowDeclared as error:
+            return 409, {"error": "declared in a flow file", "hint": str(error)}
     else:
         ended = store.switch_off(scope, by=by, source=Source.API, reason=reason, mode=mode)
         if not ended:
-            return 409, {"error": "not in maintenance", "hint": nothing_to_end(store, scope, mode, now, API_WORDS)}
+            declared = declared_in_force(store.windows(now, include_future=False), scope, mode, now)
+            refusal = "declared in a flow file" if declared else "not in maintenance"
+            return 409, {"error": refusal, "hint": nothing_to_end(store, scope, mode, now, API_WORDS)}
     now = store.now()
     answer: dict[str, Any] = {"ended": [window_json(window, now) for window in ended], "count": len(ended)}
     note = still_in_force_note(store, ended[0].scope, now)

@@ -3,7 +3,8 @@ their dispatcher (with an AMI connection), reloads, signals and the drain.
 
 Signals: SIGTERM (and Ctrl-C) drain the server: no new sessions, running calls finish, then the process
 exits; a second SIGTERM exits at once. SIGHUP reloads the flows now; they are also reloaded when their files
-change (polled every ``reload_seconds``).
+change (polled every ``reload_seconds``). After each load the maintenance windows the flow files declare are
+stored (:mod:`ivrkit.maintenance.declared`), so operators see them and their changes are audited.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from ivrkit.callbacks.dispatcher import DispatcherLocked
 from ivrkit.callbacks.live import LiveCallbacks
 from ivrkit.callbacks.running import AmiSettings, CallbackDispatch
 from ivrkit.engine.maintenance import mode_now
+from ivrkit.flow.model import Flow
 from ivrkit.maintenance.breaker import CircuitBreaker
+from ivrkit.maintenance.declared import store_declared
 from ivrkit.maintenance.mirror import AstDbMirror
 from ivrkit.ops.admin import AdminServer
 from ivrkit.ops.metrics import ServerMetrics
@@ -103,6 +106,8 @@ class Service:
         self._draining = threading.Event()
         self._reload_now = threading.Event()
         self._stopped = threading.Event()
+        self._declared_failed = False  # the declared windows of some flow are not in the store: try again
+        self._declared_gone: list[Flow] = []  # flows no longer served whose windows are still to cancel
 
     # -- lifetime -------------------------------------------------------------------------------------
 
@@ -190,7 +195,7 @@ class Service:
         """Before the first call: the breaker watches the new calls of flows declaring ``maintenance.breaker``
         and switches emergency mode on and off for them in the store."""
         self.breaker = CircuitBreaker(
-            self.maintenance_store, lambda: self.library.flows, metrics=self.metrics, on_change=self._breaker_switched
+            self.maintenance_store, lambda: self.library.flows, metrics=self.metrics, on_change=self._windows_switched
         )
         self.listener.handler.watcher = self.breaker
         self.breaker.start()
@@ -199,9 +204,10 @@ class Service:
         if self.breaker is not None and not self.breaker.stop():
             log.warning("the circuit breaker was still switching when the server stopped")
 
-    def _breaker_switched(self) -> None:
-        """The breaker switched a window: the next call meets it, not the windows read up to a second before,
-        and the AstDB mirror copies it now, not at its next look."""
+    def _windows_switched(self) -> None:
+        """This process switched windows (the breaker tripped or cleared, a flow file's windows were stored): the
+        next call meets them, not the windows read up to a second before, and the AstDB mirror copies them now,
+        not at its next look."""
         if self.world.maintenance_windows is not None:
             self.world.maintenance_windows.refresh()
         if self.mirror is not None:
@@ -237,10 +243,23 @@ class Service:
     # -- flows ----------------------------------------------------------------------------------------
 
     def reload(self) -> ReloadReport:
+        previous = self.library.flows
         report = self.library.reload()
         self.last_reload = report
         self.metrics.flows_loaded(len(self.library.flows), report.ok)
+        self._store_declared([previous[name] for name in report.removed if name in previous])
         return report
+
+    def _store_declared(self, gone: list[Flow]) -> None:
+        """The maintenance windows the served flows declare into the store (a flow that keeps its previous
+        version after an error keeps that version's windows), and those of flows no longer served cancelled.
+        When the store fails, the next look for changed files tries again."""
+        gone = [*self._declared_gone, *gone]
+        stored = store_declared(self.maintenance_store, self.library.flows.values(), gone)
+        self._declared_failed = bool(stored.failed)
+        self._declared_gone = [flow for flow in gone if flow.name in stored.failed]
+        if stored.changes:
+            self._windows_switched()
 
     def _watch_flows(self) -> None:
         interval = self.settings.reload_seconds
@@ -254,6 +273,8 @@ class Service:
                 if asked or self.library.changed():
                     log.info("reloading flows (%s)", "SIGHUP" if asked else "files changed")
                     self.reload()
+                elif self._declared_failed:
+                    self._store_declared([])
             except Exception:  # a reload must never take the server down
                 self.metrics.error("reload")
                 log.exception("flow reload failed; the previous flows keep serving")

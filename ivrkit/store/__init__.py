@@ -14,7 +14,13 @@ from ivrkit.store.callbacks import (
 )
 from ivrkit.store.database import Database, StoreError, open_database
 from ivrkit.store.estimates import EstimateLog, LoggedWait, SqliteEstimateLog
-from ivrkit.store.maintenance import MaintenanceStore, SqliteMaintenance, WindowNotFound
+from ivrkit.store.maintenance import (
+    DeclaredChanges,
+    MaintenanceStore,
+    SqliteMaintenance,
+    WindowDeclared,
+    WindowNotFound,
+)
 from ivrkit.store.outbox import Enqueued, Outbox, OutboxEntry, SqliteOutbox
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "CallbackStore",
     "CallbackSummary",
     "Database",
+    "DeclaredChanges",
     "Enqueued",
     "EstimateLog",
     "LoggedWait",
@@ -34,6 +41,7 @@ __all__ = [
     "SqliteMaintenance",
     "SqliteOutbox",
     "StoreError",
+    "WindowDeclared",
     "WindowNotFound",
     "open_database",
 ]

@@ -14,6 +14,11 @@ Audit actions: ``on`` (starts now, or a scheduled start reached: ``start_due``),
 later start), ``off`` (switched off, replaced, or a scheduled window cancelled), ``expired`` (its end reached:
 ``expire``), ``tripped`` / ``cleared`` (switched on by the circuit breaker / a breaker's window switched off).
 
+Windows declared in a flow file (``maintenance: windows:``) are stored too, from the ``schedule`` and by the
+flow file, under an id made from what the file says (:func:`~ivrkit.maintenance.model.declared_id`):
+:meth:`SqliteMaintenance.sync_declared` makes the stored ones equal to the file's each time a server loads it.
+The file is their only switch: operators' switches leave them alone and they replace no operator's window.
+
 :class:`MaintenanceStore` is the interface; :class:`SqliteMaintenance` the SQLite implementation.
 """
 
@@ -22,13 +27,25 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from ivrkit.maintenance.model import GLOBAL, PRECEDENCE, AuditEntry, Maintenance, Mode, Source, Window, in_force
+from ivrkit.maintenance.model import (
+    GLOBAL,
+    PRECEDENCE,
+    AuditEntry,
+    Maintenance,
+    Mode,
+    Source,
+    Window,
+    declared_id,
+    in_force,
+)
 from ivrkit.store.database import Database, StoreError, register_schema
 
 SYSTEM = "system"  # who expiries and scheduled starts are recorded as done by
+REMOVED = "removed from the flow file"  # why a declared window was cancelled
 
 register_schema(
     "maintenance",
@@ -69,6 +86,7 @@ register_schema(
 
 _LIVE = "ended_at IS NULL AND (ends_at IS NULL OR ends_at > :now)"  # not switched off, not past its end
 _RUNNING = f"{_LIVE} AND starts_at <= :now"
+_SWITCHED = "source <> 'schedule'"  # what operators' switches act on: not the windows declared in flow files
 
 
 class WindowNotFound(StoreError):
@@ -80,6 +98,30 @@ class WindowNotFound(StoreError):
             "`ivrkit maintenance status` shows them with their ids"
         )
         self.window_id = window_id
+
+
+class WindowDeclared(StoreError):
+    """The window is declared in a flow file: it ends when it is taken out of the file, not by a switch."""
+
+    def __init__(self, window: Window):
+        super().__init__(
+            f"maintenance window {window.id} is declared in {window.by}: take it out of that file (or change its "
+            "`until`) to end it; a running server stores the change when it reloads the file"
+        )
+        self.window = window
+
+
+@dataclass(frozen=True)
+class DeclaredChanges:
+    """What :meth:`SqliteMaintenance.sync_declared` wrote: windows stored (new, or written back into the file
+    after their removal) and windows cancelled (taken out of the file), each with its audit row."""
+
+    added: tuple[Window, ...] = ()
+    removed: tuple[Window, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
 
 
 class MaintenanceStore(Protocol):
@@ -114,7 +156,12 @@ class MaintenanceStore(Protocol):
         ...
 
     def cancel(self, window_id: str, *, by: str, source: Source, reason: str = "") -> Window:
-        """End one running or scheduled window by its id; WindowNotFound otherwise."""
+        """End one running or scheduled window by its id; WindowNotFound otherwise, WindowDeclared for a window
+        declared in a flow file."""
+        ...
+
+    def sync_declared(self, flow: str, windows: Iterable[Window], *, by: str) -> DeclaredChanges:
+        """Make the flow's stored declared windows those its flow file ``by`` declares now."""
         ...
 
     def windows(self, now: dt.datetime | None = None, include_future: bool = True) -> list[Window]: ...
@@ -164,10 +211,14 @@ class SqliteMaintenance:
         (a start in the past means now) until ``until`` (None: until switched off).
 
         A window that starts now replaces the scope's running window of the same mode (it is ended and audited
-        as ``off``, "replaced by …"); a scheduled one replaces nothing. ``closed`` needs ``until``: its
-        reopening time is spoken. ValueError says what is wrong; nothing is written then.
+        as ``off``, "replaced by …"), unless that one is declared in a flow file; a scheduled one replaces
+        nothing. ``closed`` needs ``until``: its reopening time is spoken. Windows from the ``schedule`` come
+        from flow files only (:meth:`sync_declared`). ValueError says what is wrong; nothing is written then.
         """
         mode, source = Mode(mode), Source(source)
+        if source is Source.SCHEDULE:
+            raise ValueError("windows from the schedule are declared in a flow file (`maintenance: windows:`) and "
+                             "stored with sync_declared; switch on from cli, api or breaker")
         _check_scope(scope)
         by = _check_by(by)
         now = self.now()
@@ -187,7 +238,7 @@ class SqliteMaintenance:
             if not scheduled:
                 rows = conn.execute(
                     f"UPDATE maintenance_windows SET ended_at = :now, replaced_by = :id WHERE scope = :scope "
-                    f"AND mode = :mode AND {_RUNNING} RETURNING *",
+                    f"AND mode = :mode AND {_SWITCHED} AND {_RUNNING} RETURNING *",
                     {"now": _ts(now), "scope": scope, "mode": mode.value, "id": window.id},
                 ).fetchall()
                 replaced = sorted((_window(row) for row in rows), key=lambda w: w.starts_at)
@@ -215,13 +266,13 @@ class SqliteMaintenance:
         self, scope: str, *, by: str, source: Source, reason: str = "", mode: Mode | None = None
     ) -> list[Window]:
         """End the scope's running windows (only those of ``mode`` when given), each audited as ``off`` (or
-        ``cleared`` for a window the breaker opened); scheduled windows stay (see :meth:`cancel`). A global
-        switch-off ends global windows only, not the flows' own."""
+        ``cleared`` for a window the breaker opened); scheduled windows stay (see :meth:`cancel`), and so do
+        windows declared in a flow file. A global switch-off ends global windows only, not the flows' own."""
         source = Source(source)
         _check_scope(scope)
         by = _check_by(by)
         now = self.now()
-        where, params = f"scope = :scope AND {_RUNNING}", {"now": _ts(now), "scope": scope}
+        where, params = f"scope = :scope AND {_SWITCHED} AND {_RUNNING}", {"now": _ts(now), "scope": scope}
         if mode is not None:
             where, params["mode"] = where + " AND mode = :mode", Mode(mode).value
         with self.database.transaction() as conn:
@@ -232,21 +283,102 @@ class SqliteMaintenance:
         return ended
 
     def cancel(self, window_id: str, *, by: str, source: Source, reason: str = "") -> Window:
-        """End one window that is running or still scheduled (a scheduled one then never starts)."""
+        """End one window that is running or still scheduled (a scheduled one then never starts). A window
+        declared in a flow file is refused (WindowDeclared): the file declares it again at the next reload."""
         source = Source(source)
         by = _check_by(by)
         now = self.now()
         with self.database.transaction() as conn:
             row = conn.execute(
-                f"UPDATE maintenance_windows SET ended_at = :now WHERE id = :id AND {_LIVE} RETURNING *",
-                {"now": _ts(now), "id": window_id},
+                f"SELECT * FROM maintenance_windows WHERE id = :id AND {_LIVE}", {"now": _ts(now), "id": window_id}
             ).fetchone()
             if row is None:
                 raise WindowNotFound(window_id)
-            window = _window(row)
+            if row["source"] == Source.SCHEDULE.value:
+                raise WindowDeclared(_window(row))
+            conn.execute("UPDATE maintenance_windows SET ended_at = ? WHERE id = ?", (_ts(now), window_id))
+            window = replace(_window(row), ended_at=now)
             detail = "cancelled before its start" if window.starts_at > now else ""
             _audit(conn, now, _off_action(window), window, by, source, reason, detail)
         return window
+
+    def sync_declared(self, flow: str, windows: Iterable[Window], *, by: str) -> DeclaredChanges:
+        """Make the flow's windows declared in its flow file, as stored, equal to ``windows`` (the flow's
+        ``maintenance.windows`` as loaded now; ``[]`` for a flow whose file is gone), in one transaction.
+
+        Each window is stored once, under an id made from the flow, its mode, times and reason (its own id is not
+        used), from the ``schedule`` and by ``by``, the flow file. A window not stored yet is audited
+        ``scheduled``, or ``on`` when it has started already; one taken out of the file earlier and written back
+        is stored again the same way. A stored one that the file no longer declares is cancelled (``off``,
+        "removed from the flow file") if it is running or scheduled. Windows already over are left alone: a
+        window of the file's past is not stored, an ended one is not cancelled. The same file again writes
+        nothing. Operators' and the breaker's windows are never touched: a declared window replaces none of
+        them (it runs beside one of the same mode, and callers hear the one that started last). Returns what
+        changed; ValueError says what is wrong, and nothing is written then.
+        """
+        _check_scope(flow)
+        if flow == GLOBAL:
+            raise ValueError("a flow file declares windows of its own flow, not global ones; give the flow's name")
+        by = _check_by(by)
+        declared: dict[str, Window] = {}
+        for given in windows:
+            if given.scope != flow:
+                raise ValueError(f"window {given.id} is a window of {given.scope!r}, not of {flow!r}")
+            start = _aware(given.starts_at, "the start")
+            if given.ends_at is None:
+                raise ValueError(f"the window from {_text(start)} has no end; a declared window has an `until`")
+            end = _aware(given.ends_at, "the end")
+            if end <= start:
+                raise ValueError(f"the end {_text(end)} is not after the start {_text(start)}; give a later end")
+            mode, reason = Mode(given.mode), given.reason.strip()
+            window_id = declared_id(flow, mode, start, end, reason)
+            declared[window_id] = Window(window_id, flow, mode, start, end, reason, by, Source.SCHEDULE)
+        now = self.now()
+        added: list[Window] = []
+        removed: list[Window] = []
+        with self.database.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM maintenance_windows WHERE scope = ? AND source = ? ORDER BY starts_at, rowid",
+                (flow, Source.SCHEDULE.value),
+            ).fetchall()
+            stored = {row["id"]: _window(row) for row in rows}
+            for window in sorted(declared.values(), key=lambda w: (w.starts_at, w.id)):
+                old = stored.get(window.id)
+                over = window.ends_at is not None and window.ends_at <= now
+                if over or (old is not None and old.ended_at is None):
+                    continue  # of the file's past, or stored already
+                started = window.starts_at <= now
+                if old is None:
+                    conn.execute(
+                        "INSERT INTO maintenance_windows (id, scope, mode, starts_at, ends_at, reason, by, source, "
+                        "created_at, start_recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (window.id, flow, window.mode.value, _ts(window.starts_at), _ts(window.ends_at),
+                         window.reason, by, Source.SCHEDULE.value, _ts(now), int(started)),
+                    )  # fmt: skip
+                else:  # only a sync ends a declared window: it was taken out of the file, and is back
+                    conn.execute(
+                        "UPDATE maintenance_windows SET ended_at = NULL, by = ?, start_recorded = ?, end_recorded = 0 "
+                        "WHERE id = ?",
+                        (by, int(started), window.id),
+                    )
+                if not started:
+                    when = f"starts {_text(window.starts_at)}"
+                else:
+                    when = f"from {_text(window.starts_at)}" if window.starts_at < now else ""
+                detail = "; ".join(part for part in ("declared again" if old is not None else "", when) if part)
+                action = "on" if started else "scheduled"
+                _audit(conn, now, action, window, by, Source.SCHEDULE, window.reason, detail)
+                added.append(window)
+            for old in stored.values():
+                over = old.ended_at is not None or (old.ends_at is not None and old.ends_at <= now)
+                if old.id in declared or over:
+                    continue
+                conn.execute("UPDATE maintenance_windows SET ended_at = ? WHERE id = ?", (_ts(now), old.id))
+                ended = replace(old, ended_at=now)
+                detail = "cancelled before its start" if old.starts_at > now else ""
+                _audit(conn, now, "off", ended, by, Source.SCHEDULE, REMOVED, detail)
+                removed.append(ended)
+        return DeclaredChanges(tuple(added), tuple(removed))
 
     def start_due(self, now: dt.datetime | None = None) -> list[Window]:
         """Record (once) the start of scheduled windows whose start has come: an ``on`` row at their start time,

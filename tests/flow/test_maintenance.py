@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ivrkit.flow.maintenance import HANGUP, Action, Breaker, DeclaredWindow, ModeHandling, TimeWords
-from ivrkit.maintenance.model import Mode, Source
+from ivrkit.maintenance.model import Mode, Source, declared_id
 from ivrkit.prompts.catalog import PromptCatalog
 from ivrkit.steps.queue import QueueSpec
 from tests.flow.helpers import check, flow, hints, load, messages
@@ -51,11 +51,12 @@ def test_the_full_block_loads() -> None:
         (Mode.PLANNED, dt.datetime(2026, 12, 1, 22, 0), "database upgrade"),
         (Mode.CLOSED, dt.datetime(2026, 12, 24, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))), ""),
     ]
-    upgrade = settings.windows[0]  # bound to the flow: its scope, its timezone, from the schedule
-    assert (upgrade.id, upgrade.scope, upgrade.source, upgrade.by) == ("support#1", "support", Source.SCHEDULE,
-                                                                      "flow file")
+    upgrade = settings.windows[0]  # bound to the flow: its scope, its timezone, from the schedule, by its file
+    assert (upgrade.scope, upgrade.source, upgrade.by) == ("support", Source.SCHEDULE, "flow.yaml")
     assert upgrade.starts_at == dt.datetime(2026, 12, 1, 22, 0, tzinfo=BERLIN)
     assert upgrade.ends_at == dt.datetime(2026, 12, 2, 2, 0, tzinfo=BERLIN)
+    # the id the store keeps it under: the same whenever the file is read
+    assert upgrade.id == declared_id("support", Mode.PLANNED, upgrade.starts_at, upgrade.ends_at, "database upgrade")
 
 
 def test_a_queue_action_and_the_defaults() -> None:
@@ -205,7 +206,7 @@ def test_the_prompts_the_block_plays_by_default_must_be_in_the_catalog(tmp_path:
 
 def test_a_declared_window_is_read_in_the_flows_timezone() -> None:
     declared = DeclaredWindow(Mode.CLOSED, dt.datetime(2026, 7, 1, 12), dt.datetime(2026, 7, 1, 14), "lunch")
-    window = declared.window("support", "Europe/Berlin", 3)
+    window = declared.window("support", "Europe/Berlin", "flows/support.yaml")
     assert window.starts_at.utcoffset() == dt.timedelta(hours=2)  # summer time
-    assert (window.id, window.reason, window.covers(dt.datetime(2026, 7, 1, 11, 30, tzinfo=dt.UTC))) == (
-        "support#3", "lunch", True)
+    assert (window.by, window.reason, window.covers(dt.datetime(2026, 7, 1, 11, 30, tzinfo=dt.UTC))) == (
+        "flows/support.yaml", "lunch", True)

@@ -17,7 +17,7 @@ import pytest
 
 from ivrkit.cli import main
 from ivrkit.cli import maintenance as command
-from ivrkit.maintenance.model import GLOBAL, Maintenance, Mode, Source
+from ivrkit.maintenance.model import GLOBAL, Maintenance, Mode, Source, Window
 from ivrkit.store import Database, SqliteMaintenance, open_database
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)  # 11:00 in Berlin
@@ -322,6 +322,43 @@ def test_off_by_id_cancels_a_scheduled_window(
         f"ivrkit maintenance: no running or scheduled maintenance window has the id {window.id!r}; "
         "`ivrkit maintenance status` shows them with their ids\n",
     )
+
+
+def test_windows_declared_in_a_flow_file_are_listed_and_recorded_but_not_switched_off(
+    store: SqliteMaintenance, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upgrade = Window("", "support", Mode.PLANNED, NOW - HOUR, NOW + HOUR, "database upgrade", "", Source.SCHEDULE)
+    (window,) = store.sync_declared("support", [upgrade], by="flows/support.yaml").added
+    hotfix = store.switch_on("support", Mode.PLANNED, by="alice", source=Source.CLI, reason="hotfix")
+    assert run(capsys, data_dir, "status")[1].splitlines()[1:3] == [
+        f"{hotfix.id}  in force  support  planned  2026-11-23 11:00  switched off      alice               cli       "
+        "hotfix",
+        f"{window.id}  in force  support  planned  2026-11-23 10:00  2026-11-23 12:00  flows/support.yaml  schedule  "
+        "database upgrade",
+    ]  # the operator's window replaced nothing
+    status, out, _ = run(capsys, data_dir, "off", "--flow", "support", "--by", "alice")
+    assert status == 0 and out.splitlines() == [
+        f"support: planned maintenance switched off; it ran since 2026-11-23 11:00 CET, switched on by alice "
+        f"(window {hotfix.id})",
+        "note: callers of support still meet planned maintenance of support",
+    ]
+    status, out, err = run(capsys, data_dir, "off", "--flow", "support", "--by", "alice")
+    assert (status, out, err) == (1, "", (
+        "ivrkit maintenance: support's planned maintenance is declared in flows/support.yaml: nothing to switch "
+        "off; take its window out of that file to end it (a running server stores the change when it reloads the "
+        "file); `ivrkit maintenance status` shows what is in force\n"))  # fmt: skip
+    status, out, err = run(capsys, data_dir, "off", "--id", window.id, "--by", "alice")
+    assert (status, out, err) == (1, "", (
+        f"ivrkit maintenance: maintenance window {window.id} is declared in flows/support.yaml: take it out of "
+        "that file (or change its `until`) to end it; a running server stores the change when it reloads the "
+        "file\n"))  # fmt: skip
+    history = run(capsys, data_dir, "history")[1].splitlines()
+    assert history[-3:] == [
+        "2026-11-23 11:00  on      support  planned  2026-11-23 12:00  flows/support.yaml  schedule  "
+        "database upgrade (from 2026-11-23 09:00 UTC)",
+        "",
+        "3 changes, newest first",
+    ]
 
 
 def test_off_json_is_what_the_admin_api_answers(

@@ -322,6 +322,33 @@ def test_switching_off_by_id_cancels_a_scheduled_window_and_an_unknown_id_is_404
     )
 
 
+def test_a_window_declared_in_a_flow_file_is_shown_but_not_switched_off_by_the_api(admin: Admin) -> None:
+    declared = Window("", "support", Mode.PLANNED, NOW - HOUR, NOW + HOUR, "upgrade", "", Source.SCHEDULE)
+    (window,) = admin.store.sync_declared("support", [declared], by="flows/support.yaml").added
+    assert admin.call("/v1/maintenance").json()["windows"] == [window_json(window, "in-force")]
+    assert window_json(window, "in-force")["source"] == "schedule"
+    resp = admin.off(flow="support")
+    assert (resp.status, resp.json()) == (
+        409,
+        {
+            "error": "declared in a flow file",
+            "hint": "support's planned maintenance is declared in flows/support.yaml: nothing to switch off; take its "
+            "window out of that file to end it (a running server stores the change when it reloads the file); "
+            "GET /v1/maintenance shows what is in force",
+        },
+    )
+    resp = admin.off(id=window.id)
+    assert (resp.status, resp.json()) == (
+        409,
+        {
+            "error": "declared in a flow file",
+            "hint": f"maintenance window {window.id} is declared in flows/support.yaml: take it out of that file (or "
+            "change its `until`) to end it; a running server stores the change when it reloads the file",
+        },
+    )
+    assert [entry.action for entry in admin.store.history()] == ["on"]  # nothing else recorded
+
+
 @pytest.mark.parametrize(
     ("body", "hint"),
     [

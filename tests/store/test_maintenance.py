@@ -1,5 +1,6 @@
 """The maintenance store on a real SQLite file: windows that start now or later, end by command or by themselves,
-replace each other, and an audit row for every change, written once even when several processes race."""
+replace each other, windows declared in flow files kept equal to the file's, and an audit row for every change,
+written once even when several processes race."""
 
 from __future__ import annotations
 
@@ -11,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from ivrkit.maintenance.model import GLOBAL, AuditEntry, Maintenance, Mode, Source, Window
-from ivrkit.store import Database, MaintenanceStore, SqliteMaintenance, WindowNotFound, open_database
+from ivrkit.maintenance.model import GLOBAL, AuditEntry, Maintenance, Mode, Source, Window, declared_id
+from ivrkit.store import (
+    Database,
+    DeclaredChanges,
+    MaintenanceStore,
+    SqliteMaintenance,
+    WindowDeclared,
+    WindowNotFound,
+    open_database,
+)
 from tests.store.processes import run_together
 
 T0 = dt.datetime(2027, 1, 15, 8, 0, tzinfo=dt.UTC)
@@ -315,7 +324,11 @@ def test_history_is_newest_first_filtered_by_scope_and_limited(store: SqliteMain
 
 def test_every_mode_and_source_can_be_stored(store: SqliteMaintenance) -> None:
     for index, (mode, source) in enumerate((m, s) for m in Mode for s in Source):
-        store.switch_on(f"flow{index}", mode, by="a", source=source, until=T0 + HOUR)
+        if source is Source.SCHEDULE:  # from a flow file only
+            declared = Window("", f"flow{index}", mode, T0, T0 + HOUR, "", "", source)
+            store.sync_declared(f"flow{index}", [declared], by=f"flows/flow{index}.yaml")
+        else:
+            store.switch_on(f"flow{index}", mode, by="a", source=source, until=T0 + HOUR)
     stored = {(w.mode, w.source) for w in store.windows(T0)}
     assert stored == {(m, s) for m in Mode for s in Source}
 
@@ -369,3 +382,195 @@ def test_two_operators_switching_at_once_leave_one_running_window_and_a_complete
         assert [e.action for e in history].count("off") == 39  # each replaced exactly once
         # the other flow's window expired (by the racing processes' expire) exactly once
         assert [e.action for e in store.history("other")] == ["expired", "on"]
+
+
+# -- windows declared in flow files ---------------------------------------------------------------------------
+
+FILE = "flows/support.yaml"
+BERLIN = dt.timezone(dt.timedelta(hours=1))
+
+
+def declared(mode: str, start: dt.datetime, end: dt.datetime, reason: str = "", flow: str = "support") -> Window:
+    """A window as the loader reads it from a flow file (its id and by are the loader's; the store makes its own)."""
+    return Window(f"{flow}#1", flow, Mode(mode), start, end, reason, "flow file", Source.SCHEDULE)
+
+
+def test_declared_windows_are_stored_once_by_the_flow_file_and_audited(store: SqliteMaintenance) -> None:
+    upgrade = declared("planned", T0 + 14 * HOUR, T0 + 18 * HOUR, "database upgrade")
+    closure = declared("closed", T0 - HOUR, T0 + 2 * HOUR, "team day")  # in force already
+    changes = store.sync_declared("support", [upgrade, closure], by=FILE)
+    upgrade_id = declared_id("support", Mode.PLANNED, upgrade.starts_at, upgrade.ends_at, "database upgrade")
+    closure_id = declared_id("support", Mode.CLOSED, closure.starts_at, closure.ends_at, "team day")
+    stored_closure = Window(closure_id, "support", Mode.CLOSED, T0 - HOUR, T0 + 2 * HOUR, "team day", FILE,
+                            Source.SCHEDULE)  # fmt: skip
+    stored_upgrade = Window(upgrade_id, "support", Mode.PLANNED, T0 + 14 * HOUR, T0 + 18 * HOUR, "database upgrade",
+                            FILE, Source.SCHEDULE)  # fmt: skip
+    assert changes == DeclaredChanges(added=(stored_closure, stored_upgrade)) and changes.changed
+    assert store.status(T0) == [stored_closure, stored_upgrade]
+    assert store.in_force("support", T0) == Maintenance(Mode.CLOSED, "support", T0 + 2 * HOUR, "team day", T0 - HOUR)
+    assert list(reversed(store.history())) == [
+        AuditEntry(T0, "on", "support", Mode.CLOSED, FILE, Source.SCHEDULE, "team day", T0 + 2 * HOUR,
+                   detail="from 2027-01-15 07:00 UTC", window_id=closure_id),
+        AuditEntry(T0, "scheduled", "support", Mode.PLANNED, FILE, Source.SCHEDULE, "database upgrade",
+                   T0 + 18 * HOUR, detail="starts 2027-01-15 22:00 UTC", window_id=upgrade_id),
+    ]  # fmt: skip
+    # the same file again, read in another process or with its times in Berlin: nothing to write
+    again = replace(upgrade, starts_at=upgrade.starts_at.astimezone(BERLIN), id="other", by="x")
+    assert store.sync_declared("support", [closure, again, upgrade], by=FILE) == DeclaredChanges()
+    assert len(store.history()) == 2 and store.windows(T0) == [stored_closure, stored_upgrade]
+
+
+def test_a_declared_window_starts_and_ends_in_the_history_like_any_scheduled_one(
+    store: SqliteMaintenance, clock: Clock
+) -> None:
+    (window,) = store.sync_declared("support", [declared("planned", T0 + HOUR, T0 + 2 * HOUR, "upgrade")],
+                                    by=FILE).added  # fmt: skip
+    clock.now = T0 + 3 * HOUR
+    assert store.start_due() == [window] and store.expire() == [window]
+    assert [(e.at, e.action, e.by, e.source, e.detail) for e in store.history()] == [
+        (T0 + 2 * HOUR, "expired", "system", Source.SCHEDULE, ""),
+        (T0 + HOUR, "on", "system", Source.SCHEDULE, f"scheduled by {FILE} (schedule)"),
+        (T0, "scheduled", FILE, Source.SCHEDULE, "starts 2027-01-15 09:00 UTC"),
+    ]
+    assert store.sync_declared("support", [], by=FILE) == DeclaredChanges()  # over: nothing to cancel
+
+
+def test_a_window_taken_out_of_the_file_is_cancelled_and_stored_again_when_written_back(
+    store: SqliteMaintenance, clock: Clock
+) -> None:
+    running = declared("emergency", T0 - HOUR, T0 + 5 * HOUR, "carrier fault")
+    later = declared("planned", T0 + 10 * HOUR, T0 + 12 * HOUR, "release")
+    first, second = store.sync_declared("support", [running, later], by=FILE).added
+    clock.now = T0 + HOUR
+    changes = store.sync_declared("support", [], by=FILE)
+    assert changes.removed == (replace(first, ended_at=clock.now), replace(second, ended_at=clock.now))
+    assert store.windows(clock.now) == [] and store.in_force("support", clock.now) is None
+    assert [(e.action, e.by, e.source, e.reason, e.detail, e.window_id) for e in store.history()[:2]] == [
+        ("off", FILE, Source.SCHEDULE, "removed from the flow file", "cancelled before its start", second.id),
+        ("off", FILE, Source.SCHEDULE, "removed from the flow file", "", first.id),
+    ]
+    assert store.sync_declared("support", [], by=FILE) == DeclaredChanges()
+    clock.now = T0 + 2 * HOUR
+    assert store.sync_declared("support", [later], by="flows/renamed.yaml").added == (
+        replace(second, by="flows/renamed.yaml"),
+    )  # the same window: the same id, scheduled again
+    assert store.history()[0] == AuditEntry(
+        clock.now, "scheduled", "support", Mode.PLANNED, "flows/renamed.yaml", Source.SCHEDULE, "release",
+        T0 + 12 * HOUR, detail="declared again; starts 2027-01-15 18:00 UTC", window_id=second.id,
+    )  # fmt: skip
+    clock.now = T0 + 11 * HOUR
+    assert store.start_due() == [replace(second, by="flows/renamed.yaml")]  # its start is recorded as usual
+    assert store.in_force("support", clock.now) is not None
+
+
+def test_a_changed_window_is_a_new_one(store: SqliteMaintenance) -> None:
+    (old,) = store.sync_declared("support", [declared("planned", T0 - HOUR, T0 + HOUR, "upgrade")], by=FILE).added
+    changes = store.sync_declared("support", [declared("planned", T0 - HOUR, T0 + 3 * HOUR, "upgrade")], by=FILE)
+    (new,) = changes.added
+    assert changes.removed == (replace(old, ended_at=T0),) and new.id != old.id
+    assert store.in_force("support", T0) == Maintenance(Mode.PLANNED, "support", T0 + 3 * HOUR, "upgrade", T0 - HOUR)
+    assert [(e.action, e.window_id) for e in store.history()] == [("off", old.id), ("on", new.id), ("on", old.id)]
+
+
+def test_windows_of_the_files_past_are_not_stored(store: SqliteMaintenance) -> None:
+    past = declared("planned", T0 - 3 * HOUR, T0 - HOUR, "last week's upgrade")
+    assert store.sync_declared("support", [past], by=FILE) == DeclaredChanges()
+    assert store.windows(T0 - 2 * HOUR) == [] and store.history() == []
+
+
+def test_declared_windows_and_operators_windows_leave_each_other_alone(
+    store: SqliteMaintenance, clock: Clock
+) -> None:
+    operator = store.switch_on("support", Mode.PLANNED, by="alice", source=Source.CLI, reason="hotfix")
+    tripped = store.switch_on("support", Mode.EMERGENCY, by="system", source=Source.BREAKER, reason="300 calls")
+    other = store.sync_declared("billing", [declared("closed", T0, T0 + HOUR, flow="billing")], by="flows/b.yaml")
+    clock.now = T0 + dt.timedelta(minutes=5)
+    (own,) = store.sync_declared("support", [declared("planned", T0 - HOUR, T0 + 2 * HOUR, "upgrade")],
+                                 by=FILE).added  # fmt: skip
+    assert store.replaced(own.id) == [] and store.windows(clock.now) == [own, operator, tripped, *other.added]
+    meets = store.in_force("support", clock.now)
+    assert meets is not None and meets.mode is Mode.EMERGENCY  # emergency first
+    store.cancel(tripped.id, by="alice", source=Source.CLI)
+    assert store.in_force("support", clock.now) == operator.maintenance()  # of the two planned, the later start
+    # operators' switches do not reach the window the file declares
+    assert store.switch_off("support", by="alice", source=Source.CLI) == [replace(operator, ended_at=clock.now)]
+    assert store.in_force("support", clock.now) == own.maintenance()
+    assert store.switch_off("support", by="alice", source=Source.CLI) == []
+    newer = store.switch_on("support", Mode.PLANNED, by="bob", source=Source.API)
+    assert store.replaced(newer.id) == []
+    with pytest.raises(WindowDeclared) as refused:
+        store.cancel(own.id, by="alice", source=Source.CLI)
+    assert str(refused.value) == (
+        f"maintenance window {own.id} is declared in flows/support.yaml: take it out of that file (or change its "
+        "`until`) to end it; a running server stores the change when it reloads the file"
+    )
+    # and the file's changes do not reach operators' windows, nor other flows' declared ones
+    assert store.sync_declared("support", [], by=FILE).removed == (replace(own, ended_at=clock.now),)
+    assert store.windows(clock.now) == [*other.added, newer]
+    assert [e.action for e in store.history("support")][:3] == ["off", "on", "off"]
+
+
+def test_windows_from_the_schedule_come_from_flow_files_only(store: SqliteMaintenance) -> None:
+    with pytest.raises(ValueError) as refused:
+        store.switch_on("support", Mode.PLANNED, by="alice", source=Source.SCHEDULE)
+    assert str(refused.value) == (
+        "windows from the schedule are declared in a flow file (`maintenance: windows:`) and stored with "
+        "sync_declared; switch on from cli, api or breaker"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flow", "window", "message"),
+    [
+        (GLOBAL, declared("planned", T0, T0 + HOUR, flow=GLOBAL),
+         "a flow file declares windows of its own flow, not global ones; give the flow's name"),
+        ("support", declared("planned", T0, T0 + HOUR, flow="billing"),
+         "window billing#1 is a window of 'billing', not of 'support'"),
+        ("support", replace(declared("planned", T0, T0 + HOUR), ends_at=None),
+         "the window from 2027-01-15 08:00 UTC has no end; a declared window has an `until`"),
+        ("support", declared("planned", T0, T0 - HOUR),
+         "the end 2027-01-15 07:00 UTC is not after the start 2027-01-15 08:00 UTC; give a later end"),
+        ("support", declared("planned", dt.datetime(2027, 1, 15, 9, 0), T0 + HOUR),
+         "the start 2027-01-15T09:00:00 has no time zone; give an aware datetime (e.g. with tz=UTC)"),
+    ],
+)  # fmt: skip
+def test_declared_windows_that_make_no_sense_are_refused_and_nothing_is_written(
+    store: SqliteMaintenance, flow: str, window: Window, message: str
+) -> None:
+    good = declared("closed", T0, T0 + HOUR, flow=flow)
+    with pytest.raises(ValueError) as refused:
+        store.sync_declared(flow, [good, window], by=FILE)
+    assert str(refused.value) == message
+    assert store.windows(T0) == [] and store.history() == []
+
+
+RACING_RELOAD = textwrap.dedent(
+    """
+    import datetime as dt
+    import sys
+    from pathlib import Path
+    from ivrkit.maintenance.model import Mode, Source, Window
+    from ivrkit.store import SqliteMaintenance, open_database
+
+    day = dt.timedelta(days=1)
+    start = dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc)
+    windows = [Window("", "support", Mode.PLANNED, start + n * day, start + n * day + day / 12, f"upgrade {n}", "",
+                      Source.SCHEDULE) for n in range(10)]
+    with open_database(Path(sys.argv[1])) as db:
+        store = SqliteMaintenance(db)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        for _ in range(5):
+            changes = store.sync_declared("support", windows, by=sys.argv[2])
+            print(len(changes.added), flush=True)
+    """
+)
+
+
+def test_a_server_and_a_dispatcher_loading_one_file_at_once_store_each_window_once(tmp_path: Path) -> None:
+    with open_database(tmp_path) as database:
+        store = SqliteMaintenance(database)
+        outputs = run_together(RACING_RELOAD, [str(tmp_path), FILE], [str(tmp_path), FILE])
+        assert sum(int(count) for out in outputs for count in out.split()) == 10
+        assert len(store.windows()) == 10
+        assert [e.action for e in store.history("support")] == ["scheduled"] * 10
