@@ -262,6 +262,29 @@ class Duration(Field[float]):
         return {"anyOf": [{"type": "number", "minimum": 0, "maximum": self.maximum}, text]}
 
 
+_LOCAL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{1,2}:\d{2}")
+
+
+class LocalDateTime(Field[dt.datetime]):
+    """``2026-12-01T22:00``, or with an offset ``2026-12-01T22:00+01:00``. Without an offset the value stays naive:
+    whoever uses it places it in the flow's timezone."""
+
+    type_name = "date and time such as 2026-12-01T22:00"
+
+    def parse(self, node: Node, ctx: ParseContext) -> dt.datetime:
+        text = node.raw.strip() if isinstance(node, Scalar) and node.value is not None else ""
+        hint = "write YYYY-MM-DDTHH:MM, in the flow's timezone, or with an offset such as +01:00"
+        if not _LOCAL_DATETIME.match(text):
+            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}", hint)
+        try:
+            return dt.datetime.fromisoformat(text)
+        except ValueError as error:
+            return ctx.error(node, f"'{text}' is not a valid date and time: {error}", hint)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": portable_pattern(_LOCAL_DATETIME.pattern)}
+
+
 class Key(Field[str]):
     """One DTMF key: a digit, ``*`` or ``#`` (write ``"*"`` and ``"#"`` quoted)."""
 

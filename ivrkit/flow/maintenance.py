@@ -52,6 +52,7 @@ from ivrkit.flow.fields import (
     Integer,
     Invalid,
     ListOf,
+    LocalDateTime,
     Option,
     ParseContext,
     Record,
@@ -267,26 +268,6 @@ def _mode_options(mode: str) -> dict[str, Option]:
     }
 
 
-_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{1,2}:\d{2}")
-
-
-class Moment(Field[dt.datetime]):
-    """``2026-12-01T22:00`` (in the flow's timezone) or with an offset, ``2026-12-01T22:00+01:00``."""
-
-    type_name = "date and time such as 2026-12-01T22:00"
-
-    def parse(self, node: Node, ctx: ParseContext) -> dt.datetime:
-        text = node.raw.strip() if isinstance(node, Scalar) and node.value is not None else ""
-        hint = "write YYYY-MM-DDTHH:MM, in the flow's timezone, or with an offset such as +01:00"
-        if not _MOMENT.match(text):
-            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}", hint)
-        try:
-            return dt.datetime.fromisoformat(text)
-        except ValueError as error:
-            return ctx.error(node, f"'{text}' is not a valid date and time: {error}", hint)
-
-    def json_schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": _MOMENT.pattern}
 
 
 def _declared(mode: str, starts_at: dt.datetime, ends_at: dt.datetime, reason: str) -> DeclaredWindow:
@@ -314,8 +295,8 @@ def _ordered(value: DeclaredWindow, node: Node, ctx: ParseContext) -> DeclaredWi
 _WINDOW: Record[DeclaredWindow] = Record(
     {
         "mode": Option(Text(choices=MODES, what="maintenance mode"), "planned, emergency or closed.", required=True),
-        "from": Option(Moment(), "When it starts.", required=True),
-        "until": Option(Moment(), "When it ends (the time callers hear).", required=True),
+        "from": Option(LocalDateTime(), "When it starts.", required=True),
+        "until": Option(LocalDateTime(), "When it ends (the time callers hear).", required=True),
         "reason": Option(Text(), "Why, for the status and the audit trail (`maintenance.reason` in expressions)."),
     },
     factory=lambda **values: _declared(values["mode"], values["from"], values["until"], values["reason"] or ""),

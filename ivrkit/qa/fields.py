@@ -8,7 +8,6 @@ digits (phone numbers, key sequences, account numbers) are taken as typed, becau
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -24,6 +23,7 @@ from ivrkit.flow.fields import (
     Integer,
     Invalid,
     ListOf,
+    LocalDateTime,
     MapOf,
     OneOfShape,
     Option,
@@ -54,7 +54,6 @@ HANDOFF_OUTCOMES = tuple(o for o in dict.fromkeys([ANSWERED, *QUEUE_OUTCOMES, *T
 ACTION_KINDS = ("press", "silence", "wait", "hangup")
 ACTION_TIMING = ("after", "during", "in_step")
 ACTION_OPTIONS = (*ACTION_KINDS, *ACTION_TIMING, "gap")
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{1,2}:\d{2}")
 
 
 def as_typed(node: Scalar) -> str:
@@ -75,25 +74,6 @@ class RawText(Field[str]):
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": ["string", "number"]}
-
-
-class StartTime(Field[dt.datetime]):
-    """``2026-11-23T10:00:00+01:00``; without an offset the time is in the tested flow's timezone."""
-
-    type_name = "date and time such as 2026-11-23T10:00:00+01:00"
-
-    def parse(self, node: Node, ctx: ParseContext) -> dt.datetime:
-        text = node.raw.strip() if isinstance(node, Scalar) and node.value is not None else ""
-        hint = "write YYYY-MM-DDTHH:MM, with an offset such as +01:00 or none for the flow's timezone"
-        if not _DATETIME.match(text):
-            return ctx.error(node, f"expected a {self.type_name}, got {describe(node)}", hint)
-        try:
-            return dt.datetime.fromisoformat(text)
-        except ValueError as exc:
-            return ctx.error(node, f"'{text}' is not a valid date and time: {exc}", hint)
-
-    def json_schema(self) -> dict[str, Any]:
-        return {"type": "string", "format": "date-time"}
 
 
 class HandoffOutcome(Field[str]):
@@ -179,9 +159,9 @@ SCOPE_NAME = re.compile(r"^(?:\*|[A-Za-z_][A-Za-z0-9_-]*)$")
 _PRESET_MAINTENANCE: Record[dict[str, Any]] = Record(
     {
         "mode": Option(_MODE, "planned, emergency or closed.", required=True),
-        "until": Option(StartTime(), "When it ends, the time callers hear (without an offset: the tested flow's "
+        "until": Option(LocalDateTime(), "When it ends, the time callers hear (without an offset: the tested flow's "
                         "timezone). Absent: until switched off."),
-        "from": Option(StartTime(), "When it starts (absent: before the call)."),
+        "from": Option(LocalDateTime(), "When it starts (absent: before the call)."),
         "reason": Option(Text(), "Why: `maintenance.reason` in expressions.", ""),
     },
     what="maintenance",
@@ -480,7 +460,7 @@ _MAINTENANCE_EXPECTED: Record[dict[str, Any]] = Record(
     {
         "mode": Option(_MODE, "planned, emergency or closed."),
         "scope": Option(_Scope(), "The flow it was switched on for, or \"*\": every flow."),
-        "until": Option(StartTime(), "Its end (without an offset: in the flow's timezone)."),
+        "until": Option(LocalDateTime(), "Its end (without an offset: in the flow's timezone)."),
         "action": Option(Text(choices=("hangup", "goto", "transfer", "queue"), what="action"),
                          "What followed the prompts."),
         "target": Option(RawText("target"), "The step, destination or queue of the action."),

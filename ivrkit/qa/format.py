@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean, relative_name
-from ivrkit.flow.fields import INVALID, NAME_PATTERN, Any_, Option, ParseContext, Record, Text
+from ivrkit.flow.fields import INVALID, NAME_PATTERN, Any_, LocalDateTime, Option, ParseContext, Record, Text
 from ivrkit.flow.loader import LANGUAGE
 from ivrkit.flow.model import Flow
 from ivrkit.flow.segments import SAY_KINDS
 from ivrkit.flow.source import Mapping, Node, Scalar, read_source
 from ivrkit.prompts.catalog import PromptCatalog
 from ivrkit.qa.expect import PROMPT_SUBJECTS, SEQUENCE_KINDS, Exactly, Expectation, SequenceExpectation
-from ivrkit.qa.fields import EXPECT, STATE, CompactKeys, Handoffs, Presses, RawText, ScriptActions, StartTime
+from ivrkit.qa.fields import EXPECT, STATE, CompactKeys, Handoffs, Presses, RawText, ScriptActions
 from ivrkit.qa.model import FlowTest, Located, Setup, Suite
 
 SCRIPT_KEYS = ("press", "keys", "script")
@@ -46,7 +46,7 @@ SETUP_OPTIONS: dict[str, Option] = {
         ),
         "Who calls: {number, name}.",
     ),
-    "now": Option(StartTime(), "When the call starts; without an offset, in the flow's timezone."),
+    "now": Option(LocalDateTime(), "When the call starts; without an offset, in the flow's timezone."),
     "language": Option(LANGUAGE, "The call's language (default: the flow's)."),
     "state": Option(STATE, "Faked external state: {queues: {NAME: {waiting: 3}}, maintenance: planned}."),
     "handoffs": Option(Handoffs(), "What the dialplan answers after each hand-off (default answered)."),

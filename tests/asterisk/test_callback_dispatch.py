@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -61,6 +59,7 @@ from tests.ami.relay import Relay
 from tests.asterisk.conftest import documented_ami_rights, wav, without
 from tests.asterisk.recording import RecordingHandler
 from tests.asterisk.test_compiled_dialplan import QUEUES_WITH_INCLUDE, compile_for
+from tests.server.process import CLI, IvrkitProcess
 
 pytestmark = pytest.mark.asterisk
 
@@ -710,52 +709,18 @@ def test_the_documented_ami_rights_are_enough_and_a_missing_one_is_named(
     assert not any(e.name == "Hangup" and e.get("Uniqueid") == stray for e in ami.events_since(mark))
 
 
-CLI = "import sys; from ivrkit.cli import main; sys.exit(main())"
-
-
-class DispatcherProcess:
+class DispatcherProcess(IvrkitProcess):
     """``ivrkit dispatcher`` as a real process; its JSON log lines read as they come."""
 
     def __init__(self, pbx: AsteriskInstance, flows: Path, data: Path) -> None:
         secret = data.parent / "ami-secret"
         secret.write_text(pbx.ami_secret)
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", CLI, "dispatcher", "--flows", str(flows), "--prompts", str(ROOT / "prompts"),
-             "--data-dir", str(data), "--ami", f"{pbx.ami_host}:{pbx.ami_port}", "--ami-user", pbx.ami_username,
+        super().__init__(
+            ["dispatcher", "--flows", str(flows), "--prompts", str(ROOT / "prompts"), "--data-dir", str(data),
+             "--ami", f"{pbx.ami_host}:{pbx.ami_port}", "--ami-user", pbx.ami_username,
              "--ami-secret-file", str(secret), "--poll", "0.2", "--log-format", "json"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=data.parent,
+            cwd=data.parent, stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        self.logs: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.seen: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            try:
-                self.logs.put(json.loads(line))
-            except json.JSONDecodeError:
-                self.logs.put({"msg": line.rstrip(), "level": "RAW"})
-
-    def wait_log(self, match: Callable[[dict[str, Any]], bool], timeout: float = 20) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                record = self.logs.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no such log line within {timeout} s; seen: {self.seen}") from None
-            self.seen.append(record)
-            if match(record):
-                return record
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-        self._reader.join(10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from ivrkit.callbacks.model import Callback, NewCallback, Origin, Result, State
 from ivrkit.cli import main
 from ivrkit.store import Database, SqliteCallbacks, open_database
+from tests.hosttime import host_timezone
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC).timestamp()  # 11:00 in Berlin
 
@@ -25,17 +25,8 @@ NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC).timestamp()  # 11:00 in Be
 @pytest.fixture(autouse=True)
 def berlin_time() -> Iterator[None]:
     """Text output is in the host's time zone: pin one."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    try:
+    with host_timezone("Europe/Berlin"):
         yield
-    finally:
-        if before is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
 
 
 @pytest.fixture

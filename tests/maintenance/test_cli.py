@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from ivrkit.cli import main
 from ivrkit.cli import maintenance as command
 from ivrkit.maintenance.model import GLOBAL, Maintenance, Mode, Source, Window
 from ivrkit.store import Database, SqliteMaintenance, open_database
+from tests.hosttime import host_timezone
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)  # 11:00 in Berlin
 HOUR = dt.timedelta(hours=1)
@@ -27,17 +27,8 @@ HOUR = dt.timedelta(hours=1)
 @pytest.fixture(autouse=True)
 def berlin_time() -> Iterator[None]:
     """Times without an offset, and text output, are in the host's time zone: pin one."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    try:
+    with host_timezone("Europe/Berlin"):
         yield
-    finally:
-        if before is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
 
 
 class Clock:

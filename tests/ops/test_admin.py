@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import stat
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ivrkit.ops.admin import AdminServer, load_or_create_token
 from ivrkit.ops.metrics import ServerMetrics
-
-TOKEN = "t0k3n-for-tests-0123456789"
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a configured proxy
-
-
-@dataclass
-class Response:
-    status: int
-    headers: Message
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def request(url: str, token: str | None = TOKEN, method: str = "GET", auth: str | None = None) -> Response:
-    req = urllib.request.Request(url, method=method)
-    if auth is not None:
-        req.add_header("Authorization", auth)
-    elif token is not None:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with _opener.open(req, timeout=10) as resp:
-            return Response(resp.status, resp.headers, resp.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return Response(error.code, error.headers, error.read())
+from tests.ops.http import TOKEN, Response, request
 
 
 @dataclass

@@ -9,11 +9,8 @@ import http.client
 import json
 import sqlite3
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +22,10 @@ from ivrkit.ops import admin as admin_module
 from ivrkit.ops.admin import AdminServer
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.store import Database, SqliteCallbacks, open_database
+from tests.ops.http import TOKEN, Response, request
 
-TOKEN = "t0k3n-for-tests-0123456789"
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC).timestamp()
 EXAMPLE = '{"by": "alice", "reason": "the customer called in"}'
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@dataclass
-class Response:
-    status: int
-    headers: Message
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 class Clock:
@@ -81,18 +67,7 @@ class Admin:
         raw: bytes | None = None,
         token: str | None = TOKEN,
     ) -> Response:
-        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.server.url + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if token is not None:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with _opener.open(req, timeout=10) as resp:
-                return Response(resp.status, resp.headers, resp.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return Response(error.code, error.headers, error.read())
+        return request(self.server.url + path, token, method, body=body, raw=raw)
 
     def add(self, number: str, queue: str = "support", at: float = NOW, **fields: Any) -> Callback:
         new = NewCallback(number, queue, "support", fields.pop("origin", Origin.REQUEST), at - 120, at, **fields)

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import doctest
-import json
 import sqlite3
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +20,12 @@ from ivrkit.maintenance.model import GLOBAL, AuditEntry, Maintenance, Mode, Sour
 from ivrkit.ops.admin import AdminServer
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.store import Database, SqliteMaintenance, open_database
+from tests.ops.http import TOKEN, Response, request
 
-TOKEN = "t0k3n-for-tests-0123456789"
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 ON_EXAMPLE = '{"mode": "planned", "flow": "support", "until": "+2h", "reason": "database upgrade", "by": "alice"}'
 OFF_EXAMPLE = '{"flow": "support", "by": "alice", "reason": "upgrade done"}'
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@dataclass
-class Response:
-    status: int
-    headers: Message
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 class Clock:
@@ -74,18 +59,7 @@ class Admin:
     def call(
         self, path: str, method: str = "GET", body: Any = None, *, raw: bytes | None = None, token: str | None = TOKEN
     ) -> Response:
-        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.server.url + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if token is not None:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with _opener.open(req, timeout=10) as resp:
-                return Response(resp.status, resp.headers, resp.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return Response(error.code, error.headers, error.read())
+        return request(self.server.url + path, token, method, body=body, raw=raw)
 
     def on(self, **body: Any) -> Response:
         return self.call("/v1/maintenance", "POST", {"by": "alice", "reason": "upgrade", **body})

@@ -115,7 +115,7 @@ def test_misspelt_names_get_did_you_mean_at_their_position(load: Load, yaml: str
         ("press: [silence]", "4:13: error: expected keys such as 1"),
         ("keys: '1 x'", "4:11: error: 'x' is not keys"),
         ("press: [1]\n    keys: '1'", "5:5: error: a case has one caller script, but both 'press' and 'keys' give one"),
-        ("now: 2026-11-23", "4:10: error: expected a date and time such as 2026-11-23T10:00:00+01:00"),
+        ("now: 2026-11-23", "4:10: error: expected a date and time such as 2026-12-01T22:00"),
         ("now: '2026-11-31T10:00'", "4:10: error: '2026-11-31T10:00' is not a valid date and time"),
         ("script: [{press: 1, wait: 2s}]", "4:25: error: a caller action does exactly one thing"),
         ("script: [{wait: 2s, after: 1s}]", "4:25: error: `after` does not apply to `wait`"),
