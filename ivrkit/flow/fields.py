@@ -43,6 +43,7 @@ class Reference:
     location: Location
     owner: str | None  # the step whose option holds it
     label: str  # which option, e.g. "choices.1" or "next"
+    language: str | None = None  # a prompt played in this language only (a language menu's choices); None: all
 
 
 @dataclass

@@ -21,6 +21,7 @@ from ivrkit.flow.fields import (
     Duration,
     Integer,
     Key,
+    ListOf,
     MapOf,
     Option,
     ParseContext,
@@ -55,7 +56,16 @@ FLOW_OPTIONS: dict[str, Option] = {
     ),
     "description": Option(Text(), "What the flow is for."),
     "timezone": Option(TIMEZONE, "Timezone for `now` in expressions and for spoken dates.", "UTC"),
-    "language": Option(LANGUAGE, "Language of the prompts when the call has none of its own.", "en"),
+    "language": Option(
+        LANGUAGE,
+        "The flow's own language: calls whose channel speaks none of `languages` use it, and a prompt missing in "
+        "the call's language is played in it.",
+        "en",
+    ),
+    "languages": Option(
+        ListOf(LANGUAGE),
+        "Every language the flow speaks (default: just `language`). Checks want each prompt in each of them.",
+    ),
     "start": Option(StepRef(), "The first step.", required=True),
     "cancel_key": Option(
         Key(allow_none=True),
@@ -132,6 +142,7 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
         start=top["start"],
         steps=steps,
         language=top["language"],
+        languages=_languages(top["language"], top["languages"]),
         timezone=top["timezone"],
         description=top["description"],
         cancel_key=top["cancel_key"],
@@ -292,3 +303,8 @@ def load_directory(directory: Path) -> LoadResult:
             continue
         result.flows[flow.name] = flow
     return result
+
+
+def _languages(language: str, declared: list[str] | None) -> tuple[str, ...]:
+    """The flow's languages, its own first and each once."""
+    return tuple(dict.fromkeys([language, *(declared or ())]))

@@ -39,6 +39,7 @@ class Flow:
     start: str
     steps: dict[str, Step]
     language: str = "en"
+    languages: tuple[str, ...] = ()  # every language the flow speaks, `language` first (loader fills it in)
     timezone: str = "UTC"
     description: str | None = None
     cancel_key: str = DEFAULT_CANCEL_KEY
@@ -53,6 +54,10 @@ class Flow:
     maintenance: MaintenanceSettings | None = None  # the `maintenance:` block (None: the gate's prompt, hang up)
     references: list[Reference] = field(default_factory=list)
     node: Mapping | None = field(default=None, repr=False, compare=False)  # the YAML it was read from, with positions
+
+    def __post_init__(self) -> None:
+        if not self.languages:
+            self.languages = (self.language,)
 
     def cancel_key_for(self, step: Step) -> str:
         """The cancel key in force at ``step`` ("" when off)."""
