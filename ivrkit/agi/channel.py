@@ -2,7 +2,10 @@
 
 Prompts are played as ``<language>/<sounds>/<prompt>`` (``en/ivrkit/welcome``): Asterisk tries the channel's
 language folder first and then the path as given, so the file in the language the engine chose is found even
-when the channel speaks another. Names that reach the PBX are validated here; values are quoted by the wire.
+when the channel speaks another. What Asterisk says itself (SAY NUMBER, SAY DATETIME, queue announcements)
+follows the channel's language, which the engine keeps equal to the call's with :meth:`AgiChannel.set_language`;
+the date and time formats are the language's (:mod:`ivrkit.prompts.languages`). Names that reach the PBX are
+validated here; values are quoted by the wire.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ivrkit.agi.wire import Reply, Route
 from ivrkit.engine import transitions
 from ivrkit.engine.channel import CallInfo
 from ivrkit.engine.world import QueueStats
+from ivrkit.prompts.languages import LANGUAGE_CODE, checked_digits, checked_number, parse_moment, rules_for
 
 log = logging.getLogger("ivrkit.agi")
 
@@ -28,8 +32,7 @@ VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")  # no functions: ${SH
 MSET_VALUE = re.compile(r"[A-Za-z0-9_.:/@+\-]{0,200}")  # nothing MSet's parser or a later ${} could misread
 PROMPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-./]{0,199}")
 SAY_COMMANDS = {"number": "SAY NUMBER", "digits": "SAY DIGITS", "alpha": "SAY ALPHA"}
-DATE_FORMATS = {"date": "ABdY", "time": "IMp", "datetime": "ABdY 'digits/at' IMp"}
-TWENTY_FOUR_HOUR_TIME = "HM"  # languages other than English say 14:00, not 2 pm
+LANGUAGE_FUNCTION = "CHANNEL(language)"  # the one function SET VARIABLE is allowed to write
 
 Problem = Callable[[str, str], None]  # (kind, message): counted and logged by the session
 
@@ -72,6 +75,7 @@ class AgiChannel:
         self.info = info
         self.sounds = sounds.strip("/")
         self.timezone = timezone
+        self.language = info.language  # the channel's language now (set_language changes it)
         self._problem = problem or (lambda kind, message: log.warning(message, extra={"kind": kind}))
 
     def answer(self) -> None:
@@ -91,22 +95,34 @@ class AgiChannel:
         return _key(reply)
 
     def say(self, kind: str, value: str, language: str, escape: str) -> str | None:
+        """SAY NUMBER/DIGITS/ALPHA, or SAY DATETIME in the format of ``language`` (the words are the channel's
+        language's: the engine has made it ``language``)."""
         if kind in SAY_COMMANDS:
             text = value.strip()
-            if kind == "number" and not re.fullmatch(r"-?\d{1,15}", text):
-                raise ValueError(f"cannot say '{value}' as a number")
-            if kind == "digits" and not re.fullmatch(r"[0-9*#]{1,64}", text):
-                raise ValueError(f"cannot say '{value}' as digits")
+            if kind == "number":
+                checked_number(text)
+            if kind == "digits":
+                checked_digits(text)
             args: tuple[str, ...] = (text, _escape(escape))
             verb = SAY_COMMANDS[kind]
         else:
             moment = self._moment(kind, value)
-            style = DATE_FORMATS[kind]
-            if kind == "time" and not language.startswith("en"):
-                style = TWENTY_FOUR_HOUR_TIME
+            style = rules_for(language).date_time_format(kind)
             args = (str(int(moment.timestamp())), _escape(escape), style, self.timezone)
             verb = "SAY DATETIME"
         return _key(self._audio(verb, *args, problem=f"could not say {kind} '{value}'"))
+
+    def set_language(self, language: str) -> None:
+        """``SET VARIABLE CHANNEL(language) <language>``: only a language code ever reaches the function, so no
+        value can write anything else. Works on a hung-up channel too (nothing to hear then)."""
+        if not LANGUAGE_CODE.fullmatch(language):
+            raise ValueError(f"'{language[:40]}' is not a language code such as en, de or de_AT")
+        try:
+            self.connection.run("SET VARIABLE", LANGUAGE_FUNCTION, language)
+        except PeerClosed:
+            log.debug("the channel's language was not set: the connection is closed")
+            return
+        self.language = language
 
     def wait_for_key(self, timeout: float) -> str | None:
         milliseconds = max(0, int(timeout * 1000))
@@ -195,16 +211,7 @@ class AgiChannel:
     def _moment(self, kind: str, value: str) -> dt.datetime:
         """A date, time or date-time written as ISO text; without an offset it is in the session's timezone."""
         zone = zoneinfo.ZoneInfo(self.timezone)
-        text = value.strip()
-        try:
-            if kind == "time" and len(text) <= 8:
-                clock = dt.time.fromisoformat(text)
-                moment = dt.datetime.combine(self.now().astimezone(zone).date(), clock)
-            else:
-                moment = dt.datetime.fromisoformat(text)
-        except ValueError as error:
-            hint = "write it as ISO text, e.g. 2026-12-24 14:00"
-            raise ValueError(f"cannot say '{value}' as a {kind}: {hint}") from error
+        moment = parse_moment(kind, value.strip(), self.now().astimezone(zone).date())
         return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 

@@ -31,6 +31,7 @@ from ivrkit.engine.journal import Journal
 from ivrkit.engine.runner import OUTCOME_VARIABLE, RESULT_VARIABLE, TARGET_VARIABLE, first_language
 from ivrkit.engine.transitions import CallerHungUp
 from ivrkit.flow.model import Flow
+from ivrkit.prompts.languages import LANGUAGE_CODE, lookup_order
 from ivrkit.steps.queue import callback_settings
 
 log = logging.getLogger("ivrkit.callbacks")
@@ -108,7 +109,7 @@ def answer_callback(
         return leg.refuse(problem, callback_id)
     assert callback is not None
     settings = callback_settings(flow, callback.queue)
-    leg.language = callback.language
+    leg.speak(callback.language)
     leg.record("callback", id=callback.id, mode=str(settings.mode), queue=callback.queue,
                attempt=callback.attempts, amd=amd or None)  # fmt: skip
     if settings.mode is Mode.AGENT_FIRST:
@@ -188,14 +189,21 @@ class _Leg:
         self.flow = flow
         self.journal = journal
         self.prompt_language = prompt_language
-        self.language = ""  # the caller's language when they asked for the callback ("" : the flow's)
+        self.language = flow.language  # the caller's language when they asked for the callback (else the flow's)
 
     def record(self, kind: str, /, **detail: Any) -> None:
         self.journal.record(self.channel.now(), kind, self.flow.name, STEP, **detail)
 
+    def speak(self, language: str) -> None:
+        """The leg speaks the language the caller's call spoke: its prompts are looked up in it first, and the PBX
+        says the number, and the queue its announcements, in it (CHANNEL(language) outlives this session)."""
+        if language and LANGUAGE_CODE.fullmatch(language):
+            self.language = language
+        if self.language != self.channel.info.language:
+            self.channel.set_language(self.language)
+
     def play(self, prompt: str, escape: str = "") -> str | None:
-        languages = [self.language, self.flow.language] if self.language else [self.flow.language]
-        language = self.prompt_language(prompt, languages)
+        language = self.prompt_language(prompt, lookup_order(self.language, self.flow.language))
         key = self.channel.play_prompt(prompt, language, escape)
         self.record("played", prompt=prompt, language=language, interrupted_by=key)
         return key
@@ -214,8 +222,8 @@ class _Leg:
         if not DIGITS.fullmatch(digits):
             self.record("error", message=f"the number '{number[:40]}' cannot be said digit by digit")
             return
-        self.channel.say("digits", digits, self.language or self.flow.language, "")
-        self.record("played", say="digits", value=digits, interrupted_by=None)
+        self.channel.say("digits", digits, self.language, "")
+        self.record("played", say="digits", value=digits, language=self.language, interrupted_by=None)
 
     def wait_for_key(self, timeout: float) -> str | None:
         key = self.channel.wait_for_key(timeout)

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from ivrkit import __version__
-from ivrkit.cli import callbacks, check, compile, dispatcher, graph, maintenance, schema, serve, simulate, test
+from ivrkit.cli import callbacks, check, compile, dispatcher, graph, maintenance, prompts, schema, serve, simulate, test
 
-COMMANDS: list[ModuleType] = [check, simulate, serve, dispatcher, callbacks, maintenance, compile, schema, graph, test]
+COMMANDS: list[ModuleType] = [
+    check, prompts, simulate, serve, dispatcher, callbacks, maintenance, compile, schema, graph, test,
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,8 +21,8 @@ def register(commands: Any) -> argparse.ArgumentParser:
         "check",
         help="check flow files for mistakes before they reach a caller",
         description="Load every flow file, check references, reachability, loops, keys, hang-up handlers, "
-        "prompts and what the compiled dialplan needs, and print each problem as file:line:col. Exit status 1 "
-        "when there are errors.",
+        "prompts (missing in a language, unused, badly built, placeholders) and what the compiled dialplan needs, "
+        "and print each problem as file:line:col. Exit status 1 when there are errors.",
     )
     add_project_options(parser)
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
@@ -35,7 +35,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ivrkit.compiler.plan import check_dialplan
 
-    flows, catalog, diagnostics = load_project(args)
+    flows, catalog, diagnostics = load_project(args, prompts=True)
     check_dialplan(flows, diagnostics, catalog if args.prompts.is_dir() else None)
     files = len(flow_files(args.flows)) if args.flows.is_dir() else 0
     if args.flows.is_dir() and not files:
@@ -52,13 +52,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def report(diagnostics: Diagnostics, files: int) -> str:
+def report(diagnostics: Diagnostics, files: int, noun: str = "flow") -> str:
     """Every diagnostic, sorted by position, then one summary line."""
     if not diagnostics.items:
-        return f"ok: {plural(files, 'flow')} checked"
+        return f"ok: {plural(files, noun)} checked"
     summary = (
         f"{plural(len(diagnostics.errors), 'error')}, {plural(len(diagnostics.warnings), 'warning')} "
-        f"in {plural(files, 'flow')}"
+        f"in {plural(files, noun)}"
     )
     return f"{diagnostics.render()}\n{summary}"
 

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ivrkit.flow.diagnostics import Diagnostics
+from ivrkit.flow.diagnostics import Diagnostics, Location, relative_name
 from ivrkit.flow.loader import load_directory
 from ivrkit.flow.model import Flow
 from ivrkit.prompts.catalog import PromptCatalog
@@ -16,6 +16,7 @@ from ivrkit.store.database import StoreError
 
 if TYPE_CHECKING:
     from ivrkit.callbacks.running import AmiSettings
+    from ivrkit.prompts.settings import PromptSettings
     from ivrkit.store.database import Database
 
 
@@ -26,6 +27,10 @@ def add_project_options(parser: argparse.ArgumentParser) -> None:
         default=Path(os.environ.get("IVRKIT_FLOWS", "flows")),
         help="directory of flow files (default: flows/, or $IVRKIT_FLOWS)",
     )
+    add_prompts_option(parser)
+
+
+def add_prompts_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prompts",
         type=Path,
@@ -111,11 +116,41 @@ def store_failed(data_dir: Path, error: Exception) -> str:
     )
 
 
-def load_project(args: argparse.Namespace) -> tuple[dict[str, Flow], PromptCatalog, Diagnostics]:
-    """Flows (checked) and the prompt catalog; the diagnostics say what is wrong, if anything."""
+def load_project(
+    args: argparse.Namespace, *, prompts: bool = False
+) -> tuple[dict[str, Flow], PromptCatalog, Diagnostics]:
+    """Flows (checked) and the prompt catalog; the diagnostics say what is wrong, if anything.
+
+    The flows' prompts are looked up in the catalog (when there is a prompts folder); with ``prompts``, every
+    prompt check runs too (unused prompts, the built audio, placeholders), as ``ivrkit check`` shows them.
+    """
     from ivrkit.flow.checks import check_flows
 
     result = load_directory(args.flows)
     catalog = PromptCatalog.load(args.prompts)
-    check_flows(result.flows, result.diagnostics, catalog if args.prompts.is_dir() else None, result.unloaded)
+    if not args.prompts.is_dir():
+        check_flows(result.flows, result.diagnostics, None, result.unloaded)
+    elif not prompts:
+        check_flows(result.flows, result.diagnostics, catalog, result.unloaded)
+        result.diagnostics.extend(catalog.diagnostics)
+    else:
+        from ivrkit.prompts.checks import check_prompts
+
+        check_flows(result.flows, result.diagnostics, None, result.unloaded)
+        every_flow = not result.unloaded and not result.diagnostics.errors  # else "unused" may be played by them
+        settings = prompt_settings(args.prompts, result.diagnostics)
+        check_prompts(result.flows, catalog, catalog.manifest, result.diagnostics, settings=settings,
+                      unused=every_flow)
     return result.flows, catalog, result.diagnostics
+
+
+def prompt_settings(prompts_dir: Path, diagnostics: Diagnostics) -> PromptSettings | None:
+    """``prompts/settings.yaml`` (defaults without it); None when it has mistakes, which are reported."""
+    from ivrkit.prompts.settings import SETTINGS_FILE, PromptSettings, PromptSettingsError
+
+    try:
+        return PromptSettings.load(prompts_dir)
+    except PromptSettingsError as error:
+        diagnostics.error(Location(relative_name(prompts_dir / SETTINGS_FILE), 1, 1),
+                          "the prompt settings cannot be used", str(error))
+        return None

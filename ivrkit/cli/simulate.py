@@ -31,7 +31,8 @@ def register(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--caller", default="+4930123456", help="caller number (default %(default)s)")
     parser.add_argument("--caller-name", default="Test Caller", help="caller name")
-    parser.add_argument("--language", default="", help="the call's language (default: the flow's)")
+    parser.add_argument("--language", default="",
+                        help="the language of the caller's line, e.g. de (the call speaks it if the flow does)")
     parser.add_argument(
         "--now", help="simulated start time, ISO 8601 with offset (default: Monday 2026-11-23 10:00 UTC)"
     )

@@ -22,7 +22,7 @@ class CallInfo:
     caller_name: str = ""
     dnid: str = ""
     channel: str = ""
-    language: str = ""
+    language: str = ""  # the channel's language when the session started (Asterisk's CHANNEL(language))
     args: tuple[str, ...] = ()
     params: dict[str, str] = field(default_factory=dict)
 
@@ -39,7 +39,13 @@ class Channel(Protocol):
         ...
 
     def say(self, kind: str, value: str, language: str, escape: str) -> str | None:
-        """Speak a number, digits, letters or a date/time; interruptible like ``play_prompt``."""
+        """Speak a number, digits, letters or a date/time in ``language`` (the PBX says it with the sounds of the
+        channel's language, which the engine keeps equal to the call's); interruptible like ``play_prompt``."""
+        ...
+
+    def set_language(self, language: str) -> None:
+        """Make the PBX speak ``language`` from now on: its own sounds, SAY NUMBER/DIGITS/DATETIME and queue
+        announcements follow the channel's language. Raises ValueError for a code that is not a language."""
         ...
 
     def wait_for_key(self, timeout: float) -> str | None:

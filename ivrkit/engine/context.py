@@ -18,6 +18,7 @@ from ivrkit.flow.expressions import Template
 from ivrkit.flow.model import Defaults, Flow
 from ivrkit.flow.segments import PromptSegment, SaySegment, Segment
 from ivrkit.maintenance.model import Maintenance
+from ivrkit.prompts.languages import base_language, call_language, lookup_order, spoken_by
 from ivrkit.sms.numbers import unreachable_reason
 from ivrkit.steps.base import Step
 from ivrkit.steps.callback import flow_countries
@@ -120,6 +121,7 @@ class CallContext:
         self._can_text: bool | None = None
         self._callback: dict[str, Any] | None = _UNREAD
         self._maintenance: tuple[str, InScope | None] | None = None  # (flow, what it meets), read once per flow
+        self._pbx_language = channel.info.language  # what the channel speaks now (CHANNEL(language))
 
     @property
     def defaults(self) -> Defaults:
@@ -210,11 +212,56 @@ class CallContext:
         self.state.vars.update(values)
         self.log("set", **{name: value for name, value in values.items()})
 
-    # -- audio and keys, with the cancel key --------------------------------------------------------------
+    # -- the call's language --------------------------------------------------------------------------------
 
     @property
     def language(self) -> str:
-        return self.channel.info.language or self.flow.language
+        """The call's language: chosen when the call started (the channel's, if the flow speaks it), or by a
+        ``language`` step; kept in the call's state across hand-offs."""
+        return self.state.language or self.flow.language
+
+    def start_language(self) -> str:
+        """At the start of a session: a new call takes the channel's language when the flow speaks it (or its
+        base language), else the flow's own; a resumed call keeps its own. The PBX is told by
+        :meth:`sync_language`."""
+        if self.state.language is None:
+            self.state.language = call_language(self.channel.info.language, self.flow.languages, self.flow.language)
+        return self.state.language
+
+    def sync_language(self) -> None:
+        """Make the PBX speak the call's language, if it speaks another (one command, only when they differ)."""
+        self._tell_pbx(self.language)
+
+    def change_language(self, language: str, **detail: Any) -> bool:
+        """A ``language`` step's choice; False (nothing changes) when the flow does not speak ``language``."""
+        if not spoken_by(self.flow.languages, language):
+            return False
+        previous = self.language
+        self.state.language = language
+        self._tell_pbx(language)
+        self.log("language", language=language, previous=previous, **detail)
+        return True
+
+    def enter_flow(self, flow: Flow) -> None:
+        """The call goes on in another flow: it keeps its language if that flow speaks it, else takes the flow's."""
+        self.flow = flow
+        self.state.flow = flow.name
+        if not spoken_by(flow.languages, self.language):
+            previous, self.state.language = self.language, flow.language
+            self._tell_pbx(flow.language)
+            self.log("language", language=flow.language, previous=previous, by="flow")
+
+    def speak_as(self, language: str) -> None:
+        """Let the PBX speak ``language`` for a moment (a language menu announcing each choice in its own
+        language); :meth:`sync_language` or a choice sets it back."""
+        self._tell_pbx(language)
+
+    def _tell_pbx(self, language: str) -> None:
+        if language != self._pbx_language:
+            self.channel.set_language(language)
+            self._pbx_language = language
+
+    # -- audio and keys, with the cancel key --------------------------------------------------------------
 
     def cancel_key(self) -> str:
         """The cancel key in force now, or "" when it is off or has nowhere to lead."""
@@ -235,24 +282,38 @@ class CallContext:
             assert target is not None
             raise Cancelled(target, discarded)
 
-    def play(self, segments: Sequence[Segment], escape: str = "") -> str | None:
-        """Play segments in order; stop at the first escape key (or cancel key) pressed and return it."""
+    def play(self, segments: Sequence[Segment], escape: str = "", language: str | None = None) -> str | None:
+        """Play segments in order; stop at the first escape key (or cancel key) pressed and return it.
+        ``language``: in that language rather than the call's (the PBX must be speaking it)."""
         cancel = self.cancel_key()
         keys = escape + (cancel if cancel not in escape else "")
         for segment in segments:
             if isinstance(segment, PromptSegment):
-                language = self._prompt_language(segment.prompt, [self.language, self.flow.language])
-                key = self.channel.play_prompt(segment.prompt, language, keys)
-                self.log("played", prompt=segment.prompt, language=language, interrupted_by=key)
+                key = self.play_prompt(segment.prompt, keys, language)
             else:
                 assert isinstance(segment, SaySegment)
-                value = str(self.render(segment.value))
-                key = self.channel.say(segment.say, value, self.language, keys)
-                self.log("played", say=segment.say, value=value, interrupted_by=key)
+                key = self.say(segment.say, str(self.render(segment.value)), keys, language)
             if key is not None:
                 self._check_cancel(key)
                 return key
         return None
+
+    def play_prompt(self, prompt: str, escape: str = "", language: str | None = None) -> str | None:
+        """One prompt, found in the call's language, its base language or the flow's (``language``: that one
+        first); returns the key that interrupted it, without acting on it."""
+        wanted = language or self.language
+        found = self._prompt_language(prompt, lookup_order(wanted, self.flow.language))
+        key = self.channel.play_prompt(prompt, found, escape)
+        missing = {} if base_language(found) == base_language(wanted) else {"fallback_from": wanted}
+        self.log("played", prompt=prompt, language=found, interrupted_by=key, **missing)
+        return key
+
+    def say(self, kind: str, value: str, escape: str = "", language: str | None = None) -> str | None:
+        """A spoken value in the call's language (or ``language``, which the PBX must be speaking)."""
+        spoken = language or self.language
+        key = self.channel.say(kind, value, spoken, escape)
+        self.log("played", say=kind, value=value, language=spoken, interrupted_by=key)
+        return key
 
     def wait_for_key(self, timeout: float) -> str | None:
         key = self.channel.wait_for_key(timeout)

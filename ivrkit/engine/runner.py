@@ -47,6 +47,7 @@ class SessionResult:
 
 
 def first_language(prompt: str, languages: Sequence[str]) -> str:
+    """Without a catalog: the first language of the lookup order (the call's)."""
     return languages[0]
 
 
@@ -72,11 +73,13 @@ class Engine:
         state.sessions += 1
         current = self.flows[state.flow]
         ctx = CallContext(channel, current, state, journal, self.world, self.prompt_language)
-        ctx.log("session", number=state.sessions, caller=channel.info.caller_number, resumed=resume_outcome)
+        ctx.log("session", number=state.sessions, caller=channel.info.caller_number, resumed=resume_outcome,
+                language=ctx.start_language())
         step_name = state.step or current.start
         ctx.resumed_outcome = resume_outcome.lower() if resume_outcome and state.step else None
         state.step = None
         try:
+            ctx.sync_language()
             if resume_outcome and state.maintenance is not None:
                 return self._maintenance_returned(ctx, resume_outcome.lower())
             if ctx.resumed_outcome is not None:
@@ -99,7 +102,8 @@ class Engine:
         state = self._state(channel, flow, resume_outcome="hangup")
         state.sessions += 1
         ctx = CallContext(channel, self.flows[state.flow], state, journal, self.world, self.prompt_language)
-        ctx.log("session", number=state.sessions, caller=channel.info.caller_number, resumed="hangup")
+        ctx.log("session", number=state.sessions, caller=channel.info.caller_number, resumed="hangup",
+                language=ctx.start_language())
         if state.step is not None:
             self._returned(ctx, state.step, "hangup")
         self._run_hangup_handler(ctx)
@@ -176,8 +180,7 @@ class Engine:
             if isinstance(transition, GoTo):
                 step_name = transition.step
             elif isinstance(transition, SwitchFlow):
-                ctx.flow = self.flows[transition.flow]
-                ctx.state.flow = ctx.flow.name
+                ctx.enter_flow(self.flows[transition.flow])
                 step_name = transition.step or ctx.flow.start
             elif isinstance(transition, HandOff):
                 return self._hand_off(ctx, step_name, transition)

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ivrkit.prompts.languages import LANGUAGE_CODE
+
 STATE_VARIABLE = "IVRKIT_STATE"
 MAX_STATE_BYTES = (
     4000  # a channel variable read over AGI is cut at about 1 KiB by GET VARIABLE; we use GET FULL VARIABLE
@@ -41,6 +43,7 @@ class CallState:
     joined: dict[str, float] = field(default_factory=dict)  # queue → first join in this call: a callback's place
     callback: CallbackOptIn | None = None  # the caller opted in to a callback on hang-up
     maintenance: str | None = None  # the maintenance mode whose transfer or queue handed the call off (no step)
+    language: str | None = None  # the call's language (chosen when the call starts, or by a `language` step)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"f": self.flow, "s": self.step, "v": self.vars, "m": self.menus[-8:]}
@@ -56,6 +59,8 @@ class CallState:
             data["c"] = [opt_in.queue, opt_in.number] + ([opt_in.reason] if opt_in.reason is not None else [])
         if self.maintenance is not None:
             data["x"] = self.maintenance
+        if self.language is not None:
+            data["l"] = self.language
         text = json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=True)
         if len(text) > MAX_STATE_BYTES:
             raise ValueError(f"call state is {len(text)} bytes, more than {MAX_STATE_BYTES}: keep flow variables small")
@@ -80,6 +85,7 @@ class CallState:
             joined={str(queue): float(at) for queue, at in (data.get("j") or {}).items()},
             callback=CallbackOptIn(*(str(part) for part in opt_in[:3])) if opt_in else None,
             maintenance=None if data.get("x") is None else str(data["x"]),
+            language=_language(data.get("l")),
         )
 
     def enter_menu(self, name: str) -> None:
@@ -92,3 +98,8 @@ class CallState:
     def previous_menu(self, current: str) -> str | None:
         menus = [m for m in self.menus if m != current]
         return menus[-1] if menus else None
+
+
+def _language(value: Any) -> str | None:
+    """The saved language, if it is one (it goes back to the PBX as CHANNEL(language))."""
+    return value if isinstance(value, str) and LANGUAGE_CODE.fullmatch(value) else None

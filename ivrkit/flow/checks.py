@@ -3,9 +3,10 @@
 The loader reports what one option shows on its own (types, unknown keys, expression syntax). What is left
 needs the whole flow, or all flows: names that must exist elsewhere, which steps a call can reach, whether a
 caller can always leave, loops that would spin without waiting for the caller, keys that mean two things at
-once, steps that cannot run after a hang-up, prompts missing from the catalog, and values that can be judged
-before any call (digit counts, constant transfer destinations). A caller meets each of these as dead air, a
-dropped call or an endless loop, so they are found here, each at the YAML position that causes it.
+once, steps that cannot run after a hang-up, and values that can be judged before any call (digit counts,
+constant transfer destinations). A caller meets each of these as dead air, a dropped call or an endless loop,
+so they are found here, each at the YAML position that causes it. Prompts (missing, unused, badly built, not
+deployed) are checked in :mod:`ivrkit.prompts.checks`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from ivrkit.callbacks.settings import CallbackSettings
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean
 from ivrkit.flow.maintenance import MODES
 from ivrkit.flow.model import Flow
@@ -41,7 +40,8 @@ def check_flows(
     catalog: PromptCatalog | None = None,
     unloaded: Collection[str] = (),
 ) -> None:
-    """Report every whole-flow problem in ``flows`` into ``diagnostics`` (prompts only when a catalog is given).
+    """Report every whole-flow problem in ``flows`` into ``diagnostics``; with a catalog, also the prompts missing
+    from it (:func:`ivrkit.prompts.checks.check_missing`), as a server checks before it takes calls.
 
     ``unloaded`` names flows whose files have errors of their own: references to them are not reported again.
     """
@@ -52,7 +52,11 @@ def check_flows(
             if isinstance(target, FlowTarget) and target.step and target.flow in flows:
                 entries[target.flow].add(target.step)
     for flow in flows.values():
-        FlowChecker(flow, flows, diagnostics, catalog, entries[flow.name], frozenset(unloaded)).run()
+        FlowChecker(flow, flows, diagnostics, entries[flow.name], frozenset(unloaded)).run()
+    if catalog is not None:
+        from ivrkit.prompts.checks import check_missing  # it builds on this module (Locator, default_callbacks)
+
+        check_missing(flows, catalog, diagnostics)
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,10 @@ class FlowChecker:
         flow: Flow,
         flows: dict[str, Flow],
         diagnostics: Diagnostics,
-        catalog: PromptCatalog | None,
         entries: set[str],
         unloaded: frozenset[str] = frozenset(),
     ):
-        self.flow, self.flows, self.out, self.catalog = flow, flows, diagnostics, catalog
+        self.flow, self.flows, self.out = flow, flows, diagnostics
         self.unloaded = unloaded
         self.locate = Locator(flow)
         self.edges: dict[str, list[Edge]] = {name: [] for name in flow.steps}
@@ -154,8 +157,6 @@ class FlowChecker:
             self.check_values(step)
         self.check_callbacks()
         self.check_maintenance()
-        if self.catalog is not None:
-            self.check_prompts(self.catalog)
 
     # -- names ------------------------------------------------------------------------------------------------
 
@@ -345,14 +346,10 @@ class FlowChecker:
         opt_ins = {step.spec.queue: step for step in self.flow.steps.values()
                    if isinstance(step, Callback) and step.spec.when == ON_HANGUP}
         registering: set[str] = set()
-        users: list[tuple[Step, str, tuple[str, ...]]] = []
         for step in self.flow.steps.values():
-            if isinstance(step, Callback):
-                users.append((step, step.spec.queue, ("callback",)))
-            elif isinstance(step, Queue) and step.settings.get("callback_on_hangup") is not None:
+            if isinstance(step, Queue) and step.settings.get("callback_on_hangup") is not None:
                 queues = [step.spec.name, *(spec.name for spec, _ in step.overflow_queues())]
                 registering.update(queues)
-                users += [(step, queue, ("callback_on_hangup",)) for queue in dict.fromkeys(queues)]
                 if step.settings["callback_on_hangup"].when == OPTED_IN and not any(q in opt_ins for q in queues):
                     self.out.warning(self.at(step, "callback_on_hangup", "when"),
                                      f"no callback step lets callers opt in for queue '{step.spec.name}', so no "
@@ -364,27 +361,12 @@ class FlowChecker:
                                  f"callers opt in to a callback from queue '{queue}', but no queue step of this flow "
                                  "registers it when they hang up",
                                  f"give the queue step for '{queue}' `callback_on_hangup: {{when: opted_in}}`")
-        reported: set[str] = set()
-        for step, queue, path in users:
-            declared = self.flow.queues.get(queue)
-            if (declared is None or declared.callback is None) and queue not in reported:
-                reported.add(queue)
-                self.out.warning(self.at(step, *path),
-                                 f"queue '{queue}' has no `callback:` settings: its callbacks use the defaults "
-                                 "(customer-first, 3 attempts, at any hour, typed numbers only with their "
-                                 "country code)",
-                                 f"add `queues: {{{queue}: {{callback: {{country: DE, hours: <schedule>}}}}}}`")
-                self.check_default_callback_prompts(step, path)
-
-    def check_default_callback_prompts(self, step: Step, path: tuple[str, ...]) -> None:
-        """Without settings, the callback call plays the default customer-first prompts: they must exist."""
-        if self.catalog is None:
-            return
-        for prompt in (value for role, value in CallbackSettings().prompts if role != "agent"):
-            if not self.catalog.has(prompt, self.flow.language):
-                self.out.error(self.at(step, *path), f"prompt '{prompt}' of the callback call is not in the "
-                               f"'{self.flow.language}' catalog", "add it to the catalog, or give the queue "
-                               "`callback: {prompts: {...}}` settings")
+        for queue, step, path in default_callbacks(self.flow):
+            self.out.warning(self.at(step, *path),
+                             f"queue '{queue}' has no `callback:` settings: its callbacks use the defaults "
+                             "(customer-first, 3 attempts, at any hour, typed numbers only with their "
+                             "country code)",
+                             f"add `queues: {{{queue}: {{callback: {{country: DE, hours: <schedule>}}}}}}`")
 
     def check_maintenance(self) -> None:
         """What the loader cannot see in one option: windows of one mode that overlap, a constant transfer
@@ -419,14 +401,19 @@ class FlowChecker:
             self.out.error(where, f"'{destination}' is not an endpoint or a number",
                            "write an endpoint such as PJSIP/operator or a number such as +4930123456")
 
-    def check_prompts(self, catalog: PromptCatalog) -> None:
-        language = self.flow.language
-        known = catalog.languages.get(language, {})
-        for ref in self.flow.references:
-            if ref.kind == "prompt" and not catalog.has(ref.name, language):
-                folder = (catalog.directory or Path("prompts")) / language / "catalog.yaml"
-                hint = did_you_mean(ref.name, known) or f"add it to {folder.as_posix()}"
-                self.out.error(ref.location, f"prompt '{ref.name}' is not in the '{language}' catalog", hint)
+
+def default_callbacks(flow: Flow) -> list[tuple[str, Step, tuple[str, ...]]]:
+    """Queues that callers are called back from with no `callback:` settings of their own, each with the first
+    step (and its option) that calls back from it: their callbacks use the defaults, default prompts included."""
+    found: dict[str, tuple[Step, tuple[str, ...]]] = {}
+    for step in flow.steps.values():
+        if isinstance(step, Callback):
+            found.setdefault(step.spec.queue, (step, ("callback",)))
+        elif isinstance(step, Queue) and step.settings.get("callback_on_hangup") is not None:
+            for queue in [step.spec.name, *(spec.name for spec, _ in step.overflow_queues())]:
+                found.setdefault(queue, (step, ("callback_on_hangup",)))
+    return [(queue, step, path) for queue, (step, path) in found.items()
+            if (declared := flow.queues.get(queue)) is None or declared.callback is None]
 
 
 def maintenance_steps(flow: Flow) -> list[str]:

@@ -135,7 +135,7 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
     maintenance: MaintenanceSettings | None = top["maintenance"]
     if maintenance is not None:
         maintenance = maintenance.bound(top["flow"], top["timezone"], file)
-    return Flow(
+    flow = Flow(
         name=top["flow"],
         file=file,
         location=root.location,
@@ -158,6 +158,9 @@ def load_text(text: str, file: str, diagnostics: Diagnostics | None = None) -> F
         references=ctx.references,
         node=root,
     )
+    for step in steps.values():
+        step.check_flow(flow, ctx)
+    return flow
 
 
 def _gate_prompts(dialplan: DialplanSettings, maintenance: MaintenanceSettings | None,

@@ -41,7 +41,10 @@ SCOPE: dict[str, str] = {
     "call.uniqueid": "Asterisk's unique id of the call.",
     "call.dnid": "The number the caller dialled.",
     "call.channel": "The channel's name, e.g. `PJSIP/trunk-00000042`.",
-    "call.language": "The call's language: the channel's own, or else the flow's `language`.",
+    "call.language": (
+        "The call's language: the caller's line's (`CHANNEL(language)`) when the flow speaks it or its base "
+        "language, else the flow's `language`; a `language` step changes it."
+    ),
     "call.args": "The arguments the dialplan passed to the AGI application, as a list of text.",
     "call.params": "Parameters given with the AGI address (`agi://host/support?site=berlin`), as a mapping.",
     "call.flow": "The name of the flow running now.",

@@ -48,6 +48,8 @@ class Observed:
     callbacks: tuple[dict[str, Any], ...] = ()  # each callback registered: {number, queue, origin, reason}
     cancelled: tuple[dict[str, Any], ...] = ()  # each callback the caller cancelled: {number, queue}
     maintenance: dict[str, Any] | None = None  # the maintenance the call met: {mode, scope, until, action, target}
+    language: str | None = None  # the call's language at the end
+    fallbacks: tuple[tuple[str, str, str], ...] = ()  # (call language then, prompt, language it played in)
 
     @classmethod
     def of(cls, result: SimulationResult, flow: str) -> Observed:
@@ -63,11 +65,26 @@ class Observed:
         cancelled = tuple({"number": e.detail.get("number"), "queue": e.detail.get("queue")}
                           for e in result.journal.of_kind("callback-cancelled") if e.detail.get("cancelled"))
         met = next((e.detail for e in result.journal.of_kind("maintenance")), None)
+        language, fallbacks = _languages(result)
         return cls(flow, result.heard, interrupted, steps, dict(result.vars), result.outcome, texts, callbacks,
-                   cancelled, dict(met) if met is not None else None)
+                   cancelled, dict(met) if met is not None else None, language, fallbacks)
 
     def sequence(self, subject: str) -> list[str]:
         return list(getattr(self, subject))
+
+
+def _languages(result: SimulationResult) -> tuple[str | None, tuple[tuple[str, str, str], ...]]:
+    """The call's language at the end, and each prompt that fell back to another language, with the call's
+    language at that moment."""
+    language: str | None = None
+    fallbacks: list[tuple[str, str, str]] = []
+    for event in result.journal.of_kind("session", "language", "played"):
+        wanted = event.detail.get("fallback_from")
+        if event.kind != "played":
+            language = event.detail.get("language") or language
+        elif wanted is not None and wanted == language:
+            fallbacks.append((wanted, event.detail["prompt"], event.detail["language"]))
+    return language, tuple(fallbacks)
 
 
 @dataclass(frozen=True)
@@ -380,6 +397,27 @@ class MaintenanceMet(Expectation):
             return []
         return [Failure(self.location, self.label, f"the maintenance differs in {', '.join(wrong)}",
                         expected=expected, actual=actual)]
+
+
+@dataclass(frozen=True)
+class LanguageSpoken(Expectation):
+    """``language: de``: the call speaks German at the end, and every prompt played while it spoke German was
+    found in German (none fell back to the flow's own language)."""
+
+    label: str
+    location: Location
+    language: str
+
+    def check(self, observed: Observed) -> list[Failure]:
+        if observed.language != self.language:
+            return [Failure(self.location, self.label, "the call ended in another language",
+                            expected=self.language, actual=observed.language or "(none)")]
+        missing = [f"{prompt} ({played})" for spoken, prompt, played in observed.fallbacks if spoken == self.language]
+        if not missing:
+            return []
+        return [Failure(self.location, self.label, f"{len(missing)} prompt(s) played in another language while the "
+                        f"call spoke {self.language}: add them to prompts/{self.language}/catalog.yaml",
+                        actual=", ".join(dict.fromkeys(missing)))]
 
 
 SEQUENCE_KINDS: dict[str, tuple[type[SequenceExpectation], str]] = {

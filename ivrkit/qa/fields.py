@@ -33,10 +33,12 @@ from ivrkit.flow.fields import (
 )
 from ivrkit.flow.source import Mapping, Node, Scalar, Sequence, describe, plain
 from ivrkit.maintenance.model import GLOBAL, Mode
+from ivrkit.prompts.languages import LANGUAGE_CODE
 from ivrkit.qa.expect import (
     MAINTENANCE_FIELDS,
     CallbackExpected,
     CallbacksMatch,
+    LanguageSpoken,
     MaintenanceMet,
     OutcomeIs,
     TextExpected,
@@ -383,6 +385,19 @@ class OutcomeField(Field[OutcomeIs]):
         return {"type": "string"}
 
 
+class LanguageField(Field[LanguageSpoken]):
+    """``language: de``: the call's language at the end, every prompt since found in it."""
+
+    type_name = "language code such as en or de"
+
+    def parse(self, node: Node, ctx: ParseContext) -> LanguageSpoken:
+        language: Any = Text(pattern=LANGUAGE_CODE, what=self.type_name).parse(node, ctx)
+        return INVALID if language is INVALID else LanguageSpoken("expect.language", node.location, language)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": LANGUAGE_CODE.pattern}
+
+
 _TEXT_ITEM: Record[dict[str, Any]] = Record(
     {
         "to": Option(RawText("phone number"), "The number it went to."),
@@ -515,6 +530,8 @@ EXPECT: Record[dict[str, Any]] = Record(
                                       "in order: [{number, queue}]."),
         "maintenance": Option(MaintenanceField(), "The maintenance the call met when it started: none, a mode, or "
                               "{mode, scope, until, action, target}."),
+        "language": Option(LanguageField(), "The call's language at the end (de), every prompt played while it "
+                           "spoke it found in it: none fell back to the flow's language."),
     },
     what="expectations",
 )

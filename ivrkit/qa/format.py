@@ -47,7 +47,8 @@ SETUP_OPTIONS: dict[str, Option] = {
         "Who calls: {number, name}.",
     ),
     "now": Option(LocalDateTime(), "When the call starts; without an offset, in the flow's timezone."),
-    "language": Option(LANGUAGE, "The call's language (default: the flow's)."),
+    "language": Option(LANGUAGE, "The language the channel speaks when the call comes in (CHANNEL(language)): "
+                       "the call speaks it if the flow does (or its base language), else the flow's own."),
     "state": Option(STATE, "Faked external state: {queues: {NAME: {waiting: 3}}, maintenance: planned}."),
     "handoffs": Option(Handoffs(), "What the dialplan answers after each hand-off (default answered)."),
 }

@@ -1,8 +1,9 @@
 """The flows a running server serves, reloaded on change without dropping calls.
 
 Each session takes the engine current when it starts and keeps it to the end, so a reload never changes a
-call midway. A flow whose file fails to load or check keeps its previous version serving; the errors are
-logged as ``file:line:col`` like ``ivrkit check`` prints them.
+call midway. A flow whose file fails to load or check (a prompt it plays missing from its language's catalog
+included) keeps its previous version serving; the errors are logged as ``file:line:col`` like ``ivrkit check``
+prints them.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ivrkit.engine.runner import Engine
+from ivrkit.engine.runner import Engine, first_language
 from ivrkit.engine.world import StaticWorld, World
 from ivrkit.flow.checks import check_flows
 from ivrkit.flow.loader import flow_files, load_directory
 from ivrkit.flow.model import Flow
-from ivrkit.prompts.catalog import PromptCatalog
+from ivrkit.prompts.catalog import CATALOG_FILE, LANGUAGE_FOLDER, PromptCatalog
 
 log = logging.getLogger("ivrkit.flows")
 
@@ -56,10 +57,12 @@ class FlowLibrary:
         return dict(self._engine.flows)
 
     def fingerprint(self) -> Fingerprint:
-        """Names, sizes and modification times of the flow and catalog files: cheap to poll."""
+        """Names, sizes and modification times of the flow and catalog files, and of the language folders (a
+        recording added or removed changes its folder): cheap to poll."""
         paths = flow_files(self.flows_dir) if self.flows_dir.is_dir() else []
         if self.prompts_dir is not None and self.prompts_dir.is_dir():
-            paths += sorted(self.prompts_dir.glob("*/catalog.yaml"))
+            folders = sorted(p for p in self.prompts_dir.iterdir() if p.is_dir() and LANGUAGE_FOLDER.match(p.name))
+            paths += [path for folder in folders for path in (folder, folder / CATALOG_FILE)]
         entries = []
         for path in paths:
             try:
@@ -83,6 +86,8 @@ class FlowLibrary:
             check_flows(result.flows, result.diagnostics, catalog, result.unloaded)
             errors = result.diagnostics.errors
             bad_files = {diagnostic.location.file for diagnostic in errors}
+            if catalog is not None:  # a catalog mistake is logged; the flows that play its prompts still load
+                errors += catalog.diagnostics.errors
             previous = self._engine.flows
             report = ReloadReport(errors=[diagnostic.render() for diagnostic in errors])
             flows: dict[str, Flow] = {}
@@ -99,7 +104,8 @@ class FlowLibrary:
                 else:
                     report.failed.append(name)
             report.removed = sorted(set(previous) - set(flows) - result.unloaded)
-            self._engine = Engine(flows, self.world)
+            # a prompt missing in the call's language plays in its base language, else the flow's (the catalog knows)
+            self._engine = Engine(flows, self.world, catalog.language_for if catalog is not None else first_language)
             self._fingerprint = fingerprint
         self._log(report)
         return report

@@ -2,7 +2,8 @@
 
 Nothing sleeps: time jumps from one event to the next. What a real PBX does with keys is kept: a key pressed
 during a prompt interrupts it only if it is an escape key, and is otherwise lost; keys are read only while the
-IVR plays an interruptible prompt or waits for a key.
+IVR plays an interruptible prompt or waits for a key. A spoken value takes as long as its words in the call's
+language (:mod:`ivrkit.prompts.languages`): "einundzwanzig" takes as long as "twenty-one".
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ from __future__ import annotations
 import datetime as dt
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ivrkit.engine.channel import CallInfo
 from ivrkit.engine.journal import Event
 from ivrkit.engine.transitions import CallerHungUp
 from ivrkit.prompts.catalog import DEFAULT_SECONDS, PromptCatalog
+from ivrkit.prompts.languages import LANGUAGE_CODE, say_words, spoken_seconds
 from ivrkit.sim.script import BARGE_IN_OFFSET, Action, CallerScript
 
 MAX_CALL_SECONDS = 3600.0  # a simulated caller gives up after an hour, so a looping flow still ends
-SAY_SECONDS = {"date": 2.0, "time": 1.5, "datetime": 3.0}
-SAY_SECONDS_PER_CHARACTER = 0.45
 
 Note = Callable[[str, dict[str, Any]], None]
 
@@ -39,6 +40,7 @@ class SimulatedChannel:
         self.catalog = catalog
         self.t = 0.0
         self.variables: dict[str, str] = {}
+        self.language = info.language  # the channel's language now, as Asterisk's CHANNEL(language)
         self.note: Note = lambda kind, detail: None
         self.flow_hung_up = False
         self._actions: deque[Action] = deque(script.actions)
@@ -58,8 +60,15 @@ class SimulatedChannel:
         return self._play(seconds, escape, prompt)
 
     def say(self, kind: str, value: str, language: str, escape: str) -> str | None:
-        seconds = SAY_SECONDS.get(kind, max(1, len(value)) * SAY_SECONDS_PER_CHARACTER)
+        """As long as the words take in ``language``; a value the PBX could not say fails as it would live."""
+        seconds = spoken_seconds(say_words(kind, value, language))
         return self._play(seconds, escape, None)
+
+    def set_language(self, language: str) -> None:
+        if not LANGUAGE_CODE.fullmatch(language):
+            raise ValueError(f"'{language[:40]}' is not a language code such as en, de or de_AT")
+        self.language = language
+        self.info = replace(self.info, language=language)  # what a later session's environment says, as live
 
     def wait_for_key(self, timeout: float) -> str | None:
         self._alive()

@@ -14,6 +14,7 @@ from ivrkit.engine.channel import CallInfo
 from ivrkit.engine.journal import Event
 from ivrkit.engine.transitions import CallerHungUp
 from ivrkit.prompts.catalog import PromptCatalog
+from ivrkit.prompts.languages import say_words
 from ivrkit.sim.channel import SimulatedChannel
 from ivrkit.sim.script import DEFAULT_GAP, KEYS, CallerScript
 
@@ -44,7 +45,7 @@ class InteractiveChannel(SimulatedChannel):
         return self._type_ahead(escape) or super().play_prompt(prompt, language, "")
 
     def say(self, kind: str, value: str, language: str, escape: str) -> str | None:
-        self.out.write(f"  ♪ ({kind}) {value}\n")
+        self.out.write(f"  ♪ ({kind}) {value}: {say_words(kind, value, language)}\n")
         return self._type_ahead(escape) or super().say(kind, value, language, "")
 
     def wait_for_key(self, timeout: float) -> str | None:

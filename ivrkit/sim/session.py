@@ -19,6 +19,7 @@ from ivrkit.engine.transitions import CallerHungUp
 from ivrkit.engine.world import StaticWorld, World
 from ivrkit.flow.model import Flow
 from ivrkit.prompts.catalog import PromptCatalog
+from ivrkit.prompts.languages import say_words
 from ivrkit.sim.channel import MAX_CALL_SECONDS, SimulatedChannel
 from ivrkit.sim.script import CallerScript
 
@@ -59,13 +60,24 @@ class SimulationResult:
         return self.journal.events
 
     def transcript(self, with_text: bool = True) -> str:
+        """The journal, one event a line; with ``with_text`` what the caller heard follows each prompt and spoken
+        value in quotes: the prompt's text from the catalog, a value in words of its language."""
         lines = []
         for event in self.journal:
             line = event.describe()
-            if with_text and self.catalog and event.kind == "played" and "prompt" in event.detail:
-                line += f'  "{self.catalog.text(event.detail["prompt"], event.detail.get("language", "en"))}"'
-            lines.append(line)
+            heard = self._heard_text(event) if with_text and event.kind == "played" else None
+            lines.append(line if heard is None else f'{line}  "{heard}"')
         return "\n".join(lines)
+
+    def _heard_text(self, event: Event) -> str | None:
+        detail = event.detail
+        language = detail.get("language") or "en"
+        if "prompt" in detail:
+            return self.catalog.text(detail["prompt"], language) if self.catalog else None
+        try:
+            return say_words(detail["say"], str(detail["value"]), language)
+        except (KeyError, ValueError):
+            return None
 
 
 class Simulation:

@@ -9,6 +9,7 @@ from ivrkit.steps.collect import Collect
 from ivrkit.steps.goto import Goto
 from ivrkit.steps.hangup import Hangup
 from ivrkit.steps.hours import Hours
+from ivrkit.steps.language import Language
 from ivrkit.steps.menu import Menu
 from ivrkit.steps.play import Play
 from ivrkit.steps.queue import Queue
@@ -19,7 +20,7 @@ from ivrkit.steps.transfer import Transfer
 
 STEP_KINDS: dict[str, type[Step]] = {
     kind.kind: kind
-    for kind in (Play, Say, Menu, Collect, Set, Branch, Hours, Goto, Queue, Transfer, Sms, Callback, Hangup)
+    for kind in (Play, Say, Menu, Language, Collect, Set, Branch, Hours, Goto, Queue, Transfer, Sms, Callback, Hangup)
 }
 
 __all__ = ["COMMON_OPTIONS", "STEP_KINDS", "Step"]

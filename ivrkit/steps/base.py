@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ivrkit.flow.diagnostics import Location
-from ivrkit.flow.fields import Field, Key, Option, StepRef, Text
+from ivrkit.flow.fields import Field, Key, Option, ParseContext, StepRef, Text
 
 if TYPE_CHECKING:
     from ivrkit.engine.context import CallContext
     from ivrkit.engine.transitions import Transition
+    from ivrkit.flow.model import Flow
 
 COMMON_OPTIONS: dict[str, Option] = {
     "cancel_key": Option(
@@ -59,6 +60,10 @@ class Step:
     def next(self) -> str | None:
         value = self.settings.get("next")
         return value if isinstance(value, str) else None
+
+    def check_flow(self, flow: Flow, ctx: ParseContext) -> None:
+        """What only the whole flow shows (a language menu's choice the flow does not speak): reported on ``ctx``
+        like the loader's other errors, once the flow is built."""
 
     def run(self, call: CallContext) -> Transition:
         raise NotImplementedError

@@ -69,6 +69,31 @@ def test_say(peer_factory: list[Peer]) -> None:
         ch.say("date", "next tuesday", "en", "")
 
 
+def test_say_dates_and_times_the_way_the_language_does(peer_factory: list[Peer]) -> None:
+    peer, ch = channel(peer_factory, [["200 result=0"]] * 5, timezone="Europe/Berlin")
+    ch.say("date", "2026-12-24", "de", "")
+    ch.say("datetime", "2026-12-24T14:00:00", "de_AT", "")  # Austrian German: German rules
+    ch.say("time", "14:00", "en", "")
+    ch.say("time", "14:00", "fr", "")  # no rules of its own: Asterisk's, with a 24-hour clock
+    ch.say("date", "2026-12-24", "fr", "")
+    formats = [words[4] for words in sent(peer)]
+    assert formats == ["AdBY", "AdBY 'digits/at' HM", "IMp", "HM", "ABdY"]
+    assert sent(peer)[0][2] == "1798066800"  # 24 December 2026, 00:00 in Berlin
+
+
+def test_set_language_writes_only_a_language_code(peer_factory: list[Peer]) -> None:
+    peer, ch = channel(peer_factory, [["200 result=1"], ["200 result=1"]])
+    assert ch.language == "en"  # agi_language
+    ch.set_language("de")
+    ch.set_language("de_AT")
+    assert ch.language == "de_AT"
+    for bad in ["de)", "de,x", "${SHELL(id)}", "de\nEXEC Dial", "", "german"]:
+        with pytest.raises(ValueError, match="is not a language code"):
+            ch.set_language(bad)
+    assert sent(peer) == [["SET", "VARIABLE", "CHANNEL(language)", "de"],
+                          ["SET", "VARIABLE", "CHANNEL(language)", "de_AT"]]
+
+
 def test_variables_are_plain_names_only(peer_factory: list[Peer]) -> None:
     peer, ch = channel(peer_factory, [["200 result=1 (3)"], ["200 result=1 ()"]])
     assert ch.get_variable("QUEUE_WAITING") == "3"

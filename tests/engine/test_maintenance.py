@@ -276,13 +276,13 @@ def test_the_prompts_and_the_time_are_in_the_callers_language(tmp_path: Path) ->
         (tmp_path / language).mkdir()
         (tmp_path / language / "catalog.yaml").write_text("".join(f"{word}: {language} {word}\n" for word in words))
     catalog = PromptCatalog.load(tmp_path)
-    simulation = Simulation(build(LINE), catalog)
+    simulation = Simulation(build(LINE.replace("timezone:", "languages: [en, de]\ntimezone:", 1)), catalog)
     presets = world({"line": {"mode": "planned", "until": "2026-11-23T14:00:00+01:00"}})
     _Recording.said = []
     result = simulation.run("line", CallerScript([]), language="de", world=presets, start=MONDAY_10,
                             channel_factory=_Recording)
     played = [(e.detail.get("prompt"), e.detail.get("language")) for e in result.journal.of_kind("played")]
-    assert played == [("upgrade", "de"), ("later", "en"), ("we-reopen", "de"), ("reopen-today", "de"), (None, None)]
+    assert played == [("upgrade", "de"), ("later", "en"), ("we-reopen", "de"), ("reopen-today", "de"), (None, "de")]
     assert _Recording.said == [("time", "14:00", "de")]  # the channel says 14:00 the German way (24 hours)
 
 

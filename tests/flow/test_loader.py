@@ -157,7 +157,8 @@ def test_unknown_kind_with_nothing_close_lists_the_kinds() -> None:
     _, diagnostics = load(step("  a:\n    speak: welcome\n"))
     assert messages(diagnostics) == ["5:5: error: unknown step kind 'speak'"]
     assert hints(diagnostics) == [
-        "step kinds are: play, say, menu, collect, set, branch, hours, goto, queue, transfer, sms, callback, hangup"
+        "step kinds are: play, say, menu, language, collect, set, branch, hours, goto, queue, transfer, sms, callback, "
+        "hangup"
     ]
 
 

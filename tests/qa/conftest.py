@@ -14,6 +14,7 @@ from ivrkit.qa.runner import CaseResult, Project, run_case
 
 DEMO_FLOW = """\
 flow: demo
+languages: [en, de]
 timezone: Europe/Berlin
 start: hours_check
 on_hangup: note_left

@@ -50,8 +50,12 @@ def test_language_fallback_and_texts(tmp_path: Path) -> None:
         (tmp_path / language / "catalog.yaml").write_text(f'recorded: "{text}"\n')
     (tmp_path / "en" / "catalog.yaml").write_text('recorded: "Hello"\ntext-only: "Only in English"\n')
     catalog = PromptCatalog.load(tmp_path)
-    result = simulate(build(FLOW), "t", parse_keys(""), catalog=catalog, language="de")
+    german = FLOW.replace("flow: t\n", "flow: t\nlanguages: [en, de]\n")
+    result = simulate(build(german), "t", parse_keys(""), catalog=catalog, language="de_AT")
     languages = [(e.detail["prompt"], e.detail["language"]) for e in result.events if e.kind == "played"]
-    assert languages == [("recorded", "de"), ("text-only", "en"), ("unknown", "de")]
+    assert languages == [("recorded", "de"), ("text-only", "en"), ("unknown", "de_AT")]  # de_AT, de, then en
     assert '"Hallo"' in result.transcript()
     assert '"[unknown]"' in result.transcript()
+    # a flow that does not speak German plays its own language to a German channel, even what German has
+    result = simulate(build(FLOW), "t", parse_keys(""), catalog=catalog, language="de")
+    assert [e.detail["language"] for e in result.events if e.kind == "played"] == ["en", "en", "en"]

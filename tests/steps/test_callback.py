@@ -24,6 +24,7 @@ from ivrkit.engine.world import (
 )
 from ivrkit.flow.segments import PromptSegment
 from ivrkit.prompts.catalog import PromptCatalog, PromptEntry
+from ivrkit.prompts.languages import say_words, spoken_seconds
 from ivrkit.sim.channel import SimulatedChannel
 from ivrkit.sim.script import parse_keys
 from ivrkit.sim.session import DEFAULT_START, HandoffResult
@@ -33,6 +34,7 @@ from tests.flow.helpers import check, hints, load, messages
 
 FLOW = """
 flow: cb
+languages: [en, de]
 timezone: Europe/Berlin
 start: offer
 queues:
@@ -88,7 +90,8 @@ def test_a_confirmed_caller_id_is_registered_with_everything_the_dispatcher_need
     assert result.heard == ["callback-confirm-number", "digits:030123456", "callback-confirm-or-change",
                             "callback-requested", "wait-about", "number:4", "minutes"]
     assert result.outcome == "callback-requested"  # no step for it, no `next`: the call ends, labelled
-    asked = DEFAULT_START + dt.timedelta(seconds=2 + 9 * 0.45 + 2)  # two prompts and nine digits in
+    said = spoken_seconds(say_words("digits", "030123456", "de"))  # the number, in German
+    asked = DEFAULT_START + dt.timedelta(seconds=2 + said + 2)  # two prompts and nine digits in
     assert place.callback_requests == [
         CallbackRequest(CALLER, "support", "cb", Origin.REQUEST, "sim-1", asked, asked, None, "de", 3)
     ]
@@ -275,7 +278,8 @@ def test_an_opted_in_caller_who_hangs_up_waiting_is_registered_with_their_place(
     place, events = hung_up(OPT_IN, 300, keys="1 1")
     (request,) = place.callback_requests
     assert (request.number, request.origin, request.reason, request.priority) == (CALLER, Origin.OPT_IN, "billing", 2)
-    assert request.joined_at == DEFAULT_START + dt.timedelta(seconds=2 + 9 * 0.45 + 2 + 2 + 2)  # after the prompts
+    said = spoken_seconds(say_words("digits", "030123456", "en"))
+    assert request.joined_at == DEFAULT_START + dt.timedelta(seconds=2 + said + 2 + 2 + 2)  # after the prompts
     assert request.requested_at == request.joined_at + dt.timedelta(seconds=300)
     assert request.uniqueid == "live-7"
     assert events[-1] == {"kind": "callback-requested", "id": "cb-1", "number": CALLER, "queue": "support",

@@ -30,11 +30,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from ivrkit.ami.client import AmiClient, AmiConnectionLost, AmiError, Message
+from ivrkit.prompts.deploy import host_path
 
 DEFAULT_ROOT = Path("/var/cache/ivrkit/asterisk-sid")
 ROOT_ENV = "IVRKIT_ASTERISK_ROOT"
 SUITE = "sid"
-PACKAGES = ("asterisk",)  # pulls in asterisk-modules and asterisk-core-sounds-en (beep, digits...)
+PACKAGES = (
+    "asterisk",  # pulls in asterisk-modules and asterisk-core-sounds-en (beep, digits...)
+    "asterisk-prompt-de",  # German sounds: digits, dates and queue announcements of calls in German
+)
+"""What the root has installed; a root built before a package was added here gets it from ``build``."""
 MARKER = ".ivrkit-root.json"
 BUILD_COMMAND = "python3 tools/asterisk_sandbox.py build"
 SOUNDS = PurePosixPath("/usr/share/asterisk/sounds")
@@ -178,27 +183,7 @@ class AsteriskRoot:
         Debian links e.g. ``sounds/en`` to ``/etc/alternatives/asterisk-prompt-en``; an absolute target means
         the root's ``/etc``, not the host's.
         """
-        parts = [p for p in PurePosixPath("/", path).parts[1:] if p not in ("", ".")]
-        resolved: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            candidate = self.path.joinpath(*resolved, part)
-            if candidate.is_symlink():
-                hops += 1
-                if hops > 40:
-                    raise OSError(f"too many symbolic links resolving {path} in {self.path}")
-                target = PurePosixPath(os.readlink(candidate))
-                if target.is_absolute():
-                    resolved = []
-                parts = [p for p in target.parts if p not in ("/", "", ".")] + parts
-                continue
-            resolved.append(part)
-        return self.path.joinpath(*resolved)
+        return host_path(self.path, path)
 
     def modules_dir(self) -> PurePosixPath:
         """Where the root's Asterisk modules are, as a path inside the root."""
@@ -234,13 +219,18 @@ class AsteriskRoot:
     # -- building --
 
     def build(self, progress: Callable[[str], None] = lambda line: None, *, mirror: str | None = None) -> bool:
-        """Build the root unless it is already built; True when a build ran.
+        """Build the root unless it is already built; True when a build ran (or a package was added).
 
-        Runs ``debootstrap --variant=minbase --include=asterisk sid`` into a temporary directory next to the
+        A root built before a package joined :data:`PACKAGES` gets it installed (:meth:`add_packages`). Otherwise it
+        runs ``debootstrap --variant=minbase --include=asterisk sid`` into a temporary directory next to the
         target, checks that Asterisk runs, drops the downloaded packages, writes the marker and renames the
         directory into place.
         """
         if self.is_built():
+            missing = self.missing_packages()
+            if missing:
+                self.add_packages(missing, progress)
+                return True
             progress(f"already built: {self.path} ({self.info().get('asterisk_version', 'unknown version')})")
             return False
         if os.geteuid() != 0:
@@ -263,6 +253,61 @@ class AsteriskRoot:
                 remove_tree(stale)
             self._build_into(parent, progress, mirror if mirror is not None else find_debian_mirror())
         return True
+
+    def missing_packages(self) -> list[str]:
+        """The packages of :data:`PACKAGES` the marker does not list (a root built before they were added)."""
+        listed = self.info().get("packages")
+        have = set(listed) if isinstance(listed, list) else set()
+        return [package for package in PACKAGES if package not in have]
+
+    def add_packages(self, packages: Sequence[str], progress: Callable[[str], None] = lambda line: None) -> None:
+        """Install ``packages`` into the built root with apt-get inside the chroot (those dpkg already has are
+        only recorded) and add them to the marker, so the next ``build`` has nothing to do."""
+        if os.geteuid() != 0:
+            raise AsteriskUnavailable(
+                f"the Asterisk root lacks {', '.join(packages)}: run `sudo {BUILD_COMMAND}` to install them"
+            )
+        with _locked(self.path.parent / f".{self.path.name}.lock"):
+            info = self.info()  # again: another process may have added them while we waited for the lock
+            recorded = info.get("packages")
+            listed = [str(package) for package in recorded] if isinstance(recorded, list) else []
+            wanted = [package for package in packages if package not in listed]
+            if not wanted:
+                progress(f"{', '.join(packages)} added by another process: {self.path}")
+                return
+            absent = [package for package in wanted if not _installed(self.path, package)]
+            if absent:
+                progress(f"installing {', '.join(absent)} into {self.path}")
+                log_path = self.path.parent / f"{self.path.name}.build.log"
+                with open(log_path, "a") as log:
+                    for command in (["apt-get", "update", "-q"],
+                                    ["apt-get", "install", "-y", "-q", "--no-install-recommends", *absent],
+                                    ["apt-get", "clean"]):  # fmt: skip
+                        log.write(f"chroot {self.path} {' '.join(command)}\n")
+                        log.flush()
+                        done = subprocess.run(
+                            ["chroot", str(self.path), *command], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+                            check=False,
+                        )
+                        if done.returncode != 0:
+                            tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
+                            raise AsteriskBuildError(
+                                f"`{' '.join(command)}` in {self.path} failed (exit status {done.returncode}); the "
+                                f"full log is {log_path}. Last lines:\n{tail}Check the network, then run "
+                                f"`{BUILD_COMMAND}` again."
+                            )
+                missing = [package for package in absent if not _installed(self.path, package)]
+                if missing:
+                    raise AsteriskBuildError(f"apt-get did not install {', '.join(missing)}; see {log_path}")
+            else:
+                progress(f"{', '.join(wanted)} already installed in {self.path}: recorded")
+            info["packages"] = [*listed, *wanted]
+            info["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            temporary = self.marker.with_name(f"{MARKER}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(info, indent=2) + "\n")
+            os.replace(temporary, self.marker)
+        progress(f"done: {self.path} has {', '.join(wanted)}")
 
     def _build_into(self, parent: Path, progress: Callable[[str], None], mirror: str | None) -> None:
         started = time.monotonic()
@@ -362,6 +407,15 @@ def _phase_of(message: str) -> str | None:
     if message.startswith("Base system installed"):
         return "base system installed; checking Asterisk"
     return None
+
+
+def _installed(root: Path, package: str) -> bool:
+    """Whether dpkg in ``root`` has ``package`` installed."""
+    result = subprocess.run(
+        ["chroot", str(root), "dpkg-query", "-W", "-f=${Status}", package],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    return result.returncode == 0 and result.stdout.strip() == "install ok installed"
 
 
 def _asterisk_version(root: Path) -> str:

@@ -1,0 +1,1 @@
+"""Prompts: catalog, settings, manifest, audio processing, build, synth, checks, deploy."""
