@@ -13,15 +13,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivrkit.cli.check import as_json, plural, report
 from ivrkit.cli.common import add_project_options, add_prompts_option
 from ivrkit.flow.diagnostics import Diagnostics
-from ivrkit.prompts.build import BuildReport, PromptBuildError
 from ivrkit.prompts.catalog import CATALOG_FILE, PromptCatalog
 from ivrkit.prompts.deploy import DEFAULT_SOUNDS, DeployError, SoundsDir
 from ivrkit.prompts.settings import PromptSettings, PromptSettingsError
+
+if TYPE_CHECKING:  # the build loads pydub: only for the commands that build (not for `ivrkit serve`)
+    from ivrkit.prompts.build import BuildReport
 
 PROG = "ivrkit prompts"
 
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         settings = PromptSettings.load(args.prompts)
     except PromptSettingsError as error:
         return _fail(str(error))
-    from ivrkit.prompts.build import build_prompts
+    from ivrkit.prompts.build import PromptBuildError, build_prompts
     from ivrkit.prompts.synth import synth_prompts
 
     make = build_prompts if args.action == "build" else synth_prompts

@@ -24,13 +24,11 @@ from ivrkit.flow.checks import Locator, default_callbacks
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean, relative_name
 from ivrkit.flow.model import Flow
 from ivrkit.flow.pbx import MAINTENANCE_MODES
-from ivrkit.prompts.build import source_key
 from ivrkit.prompts.catalog import CATALOG_FILE, PromptCatalog, PromptEntry
 from ivrkit.prompts.deploy import SoundsDir, same_file
 from ivrkit.prompts.languages import missing_sounds, rules_for, stand_in
 from ivrkit.prompts.manifest import MANIFEST_FILE, Manifest, ManifestEntry
 from ivrkit.prompts.settings import PromptSettings
-from ivrkit.prompts.synth import ENGINE, engine_version, text_key
 
 BUILD = "run `ivrkit prompts build`"
 SYNTH = "run `ivrkit prompts synth`"
@@ -197,6 +195,10 @@ def check_built(catalog: PromptCatalog, manifest: Manifest, diagnostics: Diagnos
 def stale_build(entry: PromptEntry, built: ManifestEntry, language: str,
                 settings: PromptSettings) -> tuple[str, str] | None:
     """Why a built prompt is not what a build (or synth) would make now, and the command; None when it is."""
+    # Here, not at the top: the server runs these checks' missing-prompt part and need not load pydub.
+    from ivrkit.prompts.build import source_key
+    from ivrkit.prompts.synth import ENGINE, engine_version, text_key
+
     if entry.source is not None:
         if built.placeholder:
             return "it has a recording now, but the placeholder is still what plays", BUILD
