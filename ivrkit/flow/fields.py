@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean
 from ivrkit.flow.expressions import Expression, Template, syntax_problem
 from ivrkit.flow.source import Mapping, Node, Scalar, Sequence, describe, plain
+from ivrkit.prompts.languages import LANGUAGE_CODE
 
 T = TypeVar("T")
 DTMF_KEYS = "0123456789*#"
@@ -399,6 +400,9 @@ class Any_(Field[Any]):
 
     def json_schema(self) -> dict[str, Any]:
         return {}
+
+
+LANGUAGE = Text(pattern=LANGUAGE_CODE, what="language code such as en or de")
 
 
 class ListOf(Field[list[T]]):

@@ -16,6 +16,7 @@ from typing import Any
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean, relative_name
 from ivrkit.flow.fields import (
     INVALID,
+    LANGUAGE,
     NAME_PATTERN,
     Any_,
     Duration,
@@ -36,8 +37,6 @@ from ivrkit.flow.pbx import DIALPLAN_OPTION, MAINTENANCE_MODES, QUEUES_OPTION, D
 from ivrkit.flow.source import Mapping, Scalar, read_source
 from ivrkit.steps import COMMON_OPTIONS, STEP_KINDS, Step
 from ivrkit.steps.sms import SMS_OPTION
-
-LANGUAGE = Text(pattern=re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?$"), what="language code such as en or de")
 
 
 class _Timezone(Text):

@@ -17,7 +17,6 @@ collected in :attr:`PromptCatalog.diagnostics` at their ``file:line:col``; loadi
 
 from __future__ import annotations
 
-import re
 import wave
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,11 +24,11 @@ from pathlib import Path
 
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean, relative_name
 from ivrkit.flow.source import Mapping, Node, Scalar, describe, read_source
+from ivrkit.prompts.languages import LANGUAGE_CODE
 from ivrkit.prompts.manifest import MANIFEST_FILE, Manifest, ManifestError
 from ivrkit.prompts.settings import is_blank
 
 CATALOG_FILE = "catalog.yaml"
-LANGUAGE_FOLDER = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
 # Recordings the catalog picks up as ``<id>.<ext>``, in order of preference. ffmpeg reads more; name those
 # with ``file:``. The headerless Asterisk formats are read at their usual rates (see ivrkit/prompts/audio.py).
 SOURCE_EXTENSIONS = (
@@ -95,7 +94,7 @@ class PromptCatalog:
         except ManifestError as error:
             catalog.diagnostics.error(Location(relative_name(directory / MANIFEST_FILE), 1, 1), str(error),
                                       "prompt lengths are estimated from the text until it is rebuilt")
-        for folder in sorted(p for p in directory.iterdir() if p.is_dir() and LANGUAGE_FOLDER.match(p.name)):
+        for folder in sorted(p for p in directory.iterdir() if p.is_dir() and LANGUAGE_CODE.match(p.name)):
             catalog.languages[folder.name] = _load_language(folder, catalog.diagnostics)
         return catalog
 

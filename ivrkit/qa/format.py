@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ivrkit.flow.diagnostics import Diagnostics, Location, did_you_mean, relative_name
-from ivrkit.flow.fields import INVALID, NAME_PATTERN, Any_, LocalDateTime, Option, ParseContext, Record, Text
-from ivrkit.flow.loader import LANGUAGE
+from ivrkit.flow.fields import INVALID, LANGUAGE, NAME_PATTERN, Any_, LocalDateTime, Option, ParseContext, Record, Text
 from ivrkit.flow.model import Flow
 from ivrkit.flow.segments import SAY_KINDS
 from ivrkit.flow.source import Mapping, Node, Scalar, read_source

@@ -18,7 +18,8 @@ from ivrkit.engine.world import StaticWorld, World
 from ivrkit.flow.checks import check_flows
 from ivrkit.flow.loader import flow_files, load_directory
 from ivrkit.flow.model import Flow
-from ivrkit.prompts.catalog import CATALOG_FILE, LANGUAGE_FOLDER, PromptCatalog
+from ivrkit.prompts.catalog import CATALOG_FILE, PromptCatalog
+from ivrkit.prompts.languages import LANGUAGE_CODE
 
 log = logging.getLogger("ivrkit.flows")
 
@@ -61,7 +62,7 @@ class FlowLibrary:
         recording added or removed changes its folder): cheap to poll."""
         paths = flow_files(self.flows_dir) if self.flows_dir.is_dir() else []
         if self.prompts_dir is not None and self.prompts_dir.is_dir():
-            folders = sorted(p for p in self.prompts_dir.iterdir() if p.is_dir() and LANGUAGE_FOLDER.match(p.name))
+            folders = sorted(p for p in self.prompts_dir.iterdir() if p.is_dir() and LANGUAGE_CODE.match(p.name))
             paths += [path for folder in folders for path in (folder, folder / CATALOG_FILE)]
         entries = []
         for path in paths:

@@ -18,6 +18,7 @@ from ivrkit.flow.expressions import Template
 from ivrkit.flow.fields import (
     DTMF_KEYS,
     INVALID,
+    LANGUAGE,
     PROMPT_PATTERN,
     Boolean,
     Duration,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from ivrkit.flow.model import Flow
 
 DEFAULT_PROMPT = "language-option"
-LANGUAGE = Text(pattern=LANGUAGE_CODE, what="language code such as en or de")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,19 @@
-"""The real session handler, keeping each session's result for the test to read."""
+"""The real session handler, keeping each session's result for the test to read, and an in-process server
+running it on a flow written by the test."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
 
 from ivrkit.agi.transport import Waiter
 from ivrkit.engine.runner import SessionResult
+from ivrkit.ops.metrics import ServerMetrics
+from ivrkit.server.library import FlowLibrary
+from ivrkit.server.listener import AgiListener, ListenerSettings
 from ivrkit.server.session import SessionHandler
 
 
@@ -18,3 +26,20 @@ class RecordingHandler(SessionHandler):
         result = super().handle(sock, peer, waiter)
         self.results.append(result)
         return result
+
+
+@contextlib.contextmanager
+def serving(folder: Path, name: str, flow: str) -> Iterator[tuple[AgiListener, RecordingHandler]]:
+    """A listener on a free port serving the one flow ``flow`` (YAML, dedented), written to ``folder``."""
+    flows = folder / "flows"
+    flows.mkdir()
+    (flows / f"{name}.yaml").write_text(textwrap.dedent(flow))
+    library = FlowLibrary(flows)
+    assert library.reload().ok
+    handler = RecordingHandler(library, ServerMetrics())
+    listener = AgiListener(handler, handler.metrics, ListenerSettings(port=0))
+    listener.start()
+    try:
+        yield listener, handler
+    finally:
+        listener.stop_accepting()

@@ -10,20 +10,17 @@ asks for: :func:`ivrkit.prompts.languages.install_stand_ins` links it to the pac
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.prompts.languages import install_stand_ins
 from ivrkit.qa.asterisk.calls import Call, CallDriver, agi_test_dialplan
 from ivrkit.qa.asterisk.sandbox import SOUNDS, AsteriskInstance
-from ivrkit.server.library import FlowLibrary
-from ivrkit.server.listener import AgiListener, ListenerSettings
+from ivrkit.server.listener import AgiListener
 from tests.asterisk.conftest import AgiSession, wav
-from tests.asterisk.recording import RecordingHandler
+from tests.asterisk.recording import RecordingHandler, serving
 
 pytestmark = pytest.mark.asterisk
 
@@ -68,16 +65,8 @@ def german(asterisk: AsteriskInstance) -> Iterator[Path]:
 
 @pytest.fixture
 def server(tmp_path: Path, german: Path) -> Iterator[tuple[AgiListener, RecordingHandler]]:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "lang.yaml").write_text(textwrap.dedent(FLOW))
-    library = FlowLibrary(flows)
-    assert library.reload().ok
-    handler = RecordingHandler(library, ServerMetrics())
-    listener = AgiListener(handler, handler.metrics, ListenerSettings(port=0))
-    listener.start()
-    yield listener, handler
-    listener.stop_accepting()
+    with serving(tmp_path, "lang", FLOW) as served:
+        yield served
 
 
 def played_by(log: str, call: Call) -> list[tuple[str, str]]:

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import logging
 import socket
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ivrkit.engine.state import CallState
-from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.qa.asterisk.calls import Call, CallDriver, agi_test_dialplan
 from ivrkit.qa.asterisk.sandbox import AsteriskInstance
-from ivrkit.server.library import FlowLibrary
-from ivrkit.server.listener import AgiListener, ListenerSettings
+from ivrkit.server.listener import AgiListener
 from tests.asterisk.conftest import wav
-from tests.asterisk.recording import RecordingHandler
+from tests.asterisk.recording import RecordingHandler, serving
 
 pytestmark = pytest.mark.asterisk
 
@@ -71,16 +68,8 @@ def prompts(asterisk: AsteriskInstance) -> None:
 
 @pytest.fixture
 def server(tmp_path: Path, prompts: None) -> Iterator[tuple[AgiListener, RecordingHandler]]:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "line.yaml").write_text(textwrap.dedent(LINE))
-    library = FlowLibrary(flows)
-    assert library.reload().ok
-    handler = RecordingHandler(library, ServerMetrics())
-    listener = AgiListener(handler, handler.metrics, ListenerSettings(port=0))
-    listener.start()
-    yield listener, handler
-    listener.stop_accepting()
+    with serving(tmp_path, "line", LINE) as served:
+        yield served
 
 
 def dial(
