@@ -11,6 +11,7 @@ validated here; values are quoted by the wire.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import zoneinfo
@@ -88,9 +89,7 @@ class AgiChannel:
         return dt.datetime.now(dt.UTC)
 
     def play_prompt(self, prompt: str, language: str, escape: str) -> str | None:
-        if not PROMPT_NAME.fullmatch(prompt) or ".." in prompt:
-            raise ValueError(f"prompt name '{prompt}' cannot be played: use letters, digits, - _ . and /")
-        path = f"{language}/{self.sounds}/{prompt}" if self.sounds else f"{language}/{prompt}"
+        path = _prompt_path(prompt, language, self.sounds)
         reply = self._audio("STREAM FILE", path, _escape(escape), problem=f"prompt file '{path}' did not play")
         return _key(reply)
 
@@ -215,6 +214,15 @@ class AgiChannel:
         return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
+@functools.lru_cache(maxsize=1024)  # the same few prompts in the same few languages, call after call
+def _prompt_path(prompt: str, language: str, sounds: str) -> str:
+    """Where Asterisk finds a prompt: ``<language>/<sounds>/<prompt>``, for a name that cannot leave it."""
+    if not PROMPT_NAME.fullmatch(prompt) or ".." in prompt:
+        raise ValueError(f"prompt name '{prompt}' cannot be played: use letters, digits, - _ . and /")
+    return f"{language}/{sounds}/{prompt}" if sounds else f"{language}/{prompt}"
+
+
+@functools.lru_cache(maxsize=256)
 def _escape(keys: str) -> str:
     return "".join(key for key in keys if key in KEYS)
 

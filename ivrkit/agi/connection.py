@@ -20,6 +20,7 @@ Exactly one command is in flight at a time, and each waits for its reply no long
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 import time
@@ -61,6 +62,17 @@ class CommandFailed(AGIAppError):
 
 class ReplyTimeout(AGIError):
     """No reply within the command's time limit: the peer is silent."""
+
+
+def _quote(value: Any) -> str:
+    """:func:`ivrkit.agi.wire.quote`, remembered for the short text a server sends again and again (prompt
+    paths, escape keys, variable names); longer text, and any value not exactly a str or int, is quoted afresh."""
+    if type(value) is int or (type(value) is str and len(value) <= 64):
+        return _quote_again(value)
+    return wire.quote(value)
+
+
+_quote_again = functools.lru_cache(maxsize=4096, typed=True)(wire.quote)
 
 
 class _Quoted(str):
@@ -122,15 +134,16 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
             raise PeerClosed("Asterisk closed the connection")
         if not block:
             raise ProtocolError("the environment block is empty: the peer is not Asterisk")
+        env, intern, match = self.env, sys.intern, wire.ENVIRONMENT_LINE.fullmatch
         last: str | None = None
-        for raw in block:
-            line = raw.decode("utf-8", "replace").rstrip("\r")
-            item = wire.parse_environment_line(line)
+        for line in b"\n".join(block).decode("utf-8", "replace").split("\n"):
+            line = line.rstrip("\r")
+            item = match(line)
             if item is not None:
-                last = sys.intern(item[0])  # the same two dozen keys on every call: share them
-                self.env[last] = sys.intern(item[1]) if len(item[1]) <= 8 else item[1]
+                last, value = intern(item[1]), item[2]  # the same two dozen keys on every call: share them
+                env[last] = intern(value) if len(value) <= 8 else value
             elif last is not None:
-                self.env[last] += "\n" + line
+                env[last] += "\n" + line
                 self.ignored_environment_lines += 1
             else:
                 raise ProtocolError(f"the environment does not start with agi_ lines: {line[:80]!r}")
@@ -172,15 +185,14 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
             raise CallerHungUp(f"the caller has hung up; {verb} is not sent to a dead channel")
         if self._in_flight is not None:
             raise RuntimeError(f"{verb} sent while {self._in_flight} waits for its reply: one command at a time")
-        words = [arg if isinstance(arg, _Quoted) else wire.quote(arg) for arg in args]
-        line = (" ".join([verb, *words]) + "\n").encode("utf-8")
-        if len(line) > 8192:
-            raise ValueError(f"{verb} command is {len(line)} bytes; Asterisk reads at most 8192")
+        line = " ".join([verb, *[arg if type(arg) is _Quoted else _quote(arg) for arg in args]]).encode("utf-8")
+        if len(line) >= 8192:
+            raise ValueError(f"{verb} command is {len(line) + 1} bytes; Asterisk reads at most 8192")
         self._in_flight = verb
         started = time.perf_counter()
         try:
             self._seconds = wire.reply_timeout(verb, wait, self.audio_seconds, self.command_seconds)
-            self._send(line)
+            self._send(line + b"\n")
             code, reply = self._read_reply(verb)
         finally:
             self._in_flight = None

@@ -57,6 +57,18 @@ class LineTooLong(ValueError):
     """The peer sent more than a line or a block may hold."""
 
 
+class _LongerThan:
+    """The check :meth:`LineSocket.read_line` makes of the unread bytes while it waits for a newline."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def __call__(self, unread: bytes) -> str | None:
+        return f"a line longer than {self.limit} bytes" if len(unread) > self.limit else None
+
+
 class LineSocket:
     """A socket read as lines and written as whole commands, each with its own time limit."""
 
@@ -69,13 +81,19 @@ class LineSocket:
         self._buffer = b""
         self._start = 0  # where the unread part of _buffer begins
 
-    def read_line(self, limit: int, seconds: float) -> bytes | None:
+    def read_line(self, limit: int, seconds: float, ready: bool = False) -> bytes | None:
         """The next line without its newline; None when the peer has closed. Raises TimeoutError when no
-        whole line arrives within ``seconds``, LineTooLong beyond ``limit`` bytes, OSError from the socket."""
-        too_long = f"a line longer than {limit} bytes"
-        line = self._read_until(b"\n", seconds, lambda unread: too_long if len(unread) > limit else None)
+        whole line arrives within ``seconds``, LineTooLong beyond ``limit`` bytes, OSError from the socket.
+        ``ready``: the data is likely there already, so read before waiting (saves a loop round)."""
+        buffer, start = self._buffer, self._start
+        end = buffer.find(b"\n", start)
+        if end >= 0:  # already read (a HANGUP line and a reply arrive together)
+            self._start = end + 1
+            line: bytes | None = buffer[start:end]
+        else:
+            line = self._read_until(b"\n", seconds, _LongerThan(limit), ready)
         if line is not None and len(line) > limit:
-            raise LineTooLong(too_long)
+            raise LineTooLong(f"a line longer than {limit} bytes")
         return line
 
     def read_block(self, limit: int, max_lines: int, seconds: float) -> list[bytes] | None:
@@ -89,7 +107,8 @@ class LineSocket:
                 return f"a line longer than {limit} bytes"
             return None
 
-        first = self.read_line(limit, seconds)  # an empty block ends at once
+        # Asterisk writes the environment as soon as it connects: it is there by the time we accepted
+        first = self.read_line(limit, seconds, ready=True)  # an empty block ends at once
         if not first:
             return None if first is None else []
         self._start -= 1  # the first line's newline may be the first half of the blank line's "\n\n"
@@ -104,7 +123,9 @@ class LineSocket:
             raise LineTooLong(f"a line longer than {limit} bytes")
         return lines
 
-    def _read_until(self, separator: bytes, seconds: float, too_much: Callable[[bytes], str | None]) -> bytes | None:
+    def _read_until(
+        self, separator: bytes, seconds: float, too_much: Callable[[bytes], str | None], ready: bool = False
+    ) -> bytes | None:
         buffer, start = self._buffer, self._start
         end = buffer.find(separator, start)
         if end >= 0:
@@ -116,10 +137,11 @@ class LineSocket:
             problem = too_much(buffer)
             if problem:
                 raise LineTooLong(problem)
-            # wait first: a reply is never there the moment a command has gone out
-            if not self.waiter.wait_readable(self.fd, deadline):
+            # wait first (unless ``ready``): a reply is never there the moment a command has gone out
+            if not ready and not self.waiter.wait_readable(self.fd, deadline):
                 self._buffer, self._start = buffer, 0
                 raise TimeoutError(f"nothing whole within {seconds:g} s")
+            ready = False
             try:
                 chunk = self.sock.recv(RECV_BYTES)
             except BlockingIOError:

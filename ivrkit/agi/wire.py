@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 MAX_LINE_BYTES = 16384  # Asterisk reads at most 8 KiB per command; replies carry at most a 4 KB call state
@@ -108,9 +109,9 @@ def split_words(line: str) -> list[str]:
     return words
 
 
-@dataclass(frozen=True)
-class Reply:
-    """One ``200`` reply: ``result`` as sent, the text in parentheses, ``endpos`` and the ``(timeout)`` marker."""
+class Reply(NamedTuple):
+    """One ``200`` reply: ``result`` as sent, the text in parentheses, ``endpos`` and the ``(timeout)`` marker.
+    A named tuple: one is built for every command, and a frozen dataclass costs several times as much."""
 
     result: str
     data: str | None = None
@@ -141,6 +142,17 @@ def parse_reply(line: str) -> tuple[int, Reply | None]:
     >>> parse_reply("511 Command Not Permitted on a dead channel or intercept routine")
     (511, None)
     """
+    common = _COMMON_REPLY.fullmatch(line)  # "200 result=1", "... (value)", "... endpos=8000": one regex
+    if common is not None:
+        result, data, endpos = common.groups()
+        if data == "timeout":
+            return 200, Reply(result, None, None if endpos is None else int(endpos), True)
+        return 200, Reply(result, data, None if endpos is None else int(endpos))
+    return parse_any_reply(line)
+
+
+def parse_any_reply(line: str) -> tuple[int, Reply | None]:
+    """:func:`parse_reply` without its shortcut for the usual shapes: every reply line Asterisk may send."""
     code_text = line[:3]
     if not (code_text.isdigit() and (len(line) == 3 or line[3] in " -")):
         raise ProtocolError(f"not an AGI reply: {line[:80]!r}")
@@ -170,6 +182,11 @@ def parse_reply(line: str) -> tuple[int, Reply | None]:
     return code, Reply(result, data, endpos, timed_out)
 
 
+# The usual shapes of a 200 reply, read in one match; anything else takes the general path of parse_reply. The
+# data group is greedy, so it ends at the last ")" as the general path's does.
+_COMMON_REPLY = re.compile(r"200 result=([^ ()]*)(?: \((.*)\))?(?: endpos=(-?\d+))?", re.DOTALL)
+
+
 def reply_is_open(line: str) -> bool:
     """True when a 200 reply's data has no closing parenthesis: the value held a newline and goes on.
 
@@ -192,10 +209,11 @@ def parse_environment_line(line: str) -> tuple[str, str] | None:
     >>> parse_environment_line("EXEC Dial(PJSIP/666)") is None
     True
     """
-    key, sep, value = line.partition(":")
-    if not sep or not key.startswith("agi_") or not key.replace("_", "").isalnum():
-        return None
-    return key, value[1:] if value.startswith(" ") else value
+    match = ENVIRONMENT_LINE.fullmatch(line)
+    return None if match is None else (match[1], match[2])
+
+
+ENVIRONMENT_LINE = re.compile(r"(agi_\w*): ?(.*)", re.DOTALL)  # the key, then the value after one optional blank
 
 
 @dataclass(frozen=True)

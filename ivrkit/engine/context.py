@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ivrkit.callbacks.numbers import UnusableNumber, from_caller_id
@@ -131,31 +132,33 @@ class CallContext:
         return self.channel.now()
 
     def log(self, kind: str, /, **detail: Any) -> None:
-        self.journal.record(self.now(), kind, self.flow.name, self.step.name if self.step else None, **detail)
+        step = self.step
+        self.journal.add(self.channel.now(), kind, self.flow.name, None if step is None else step.name, detail)
 
     # -- variables and expressions --------------------------------------------------------------------
 
-    def scope(self) -> dict[str, Any]:
+    def scope(self, names: AbstractSet[str] | None = None) -> dict[str, Any]:
+        """What expressions see; with ``names``, only those (a template's own names: a call renders several
+        templates, most of which read one name)."""
+        return {name: part(self) for name, part in _SCOPE.items() if names is None or name in names}
+
+    def _caller_scope(self) -> _Caller:
+        info = self.channel.info
+        return _Caller(
+            {"number": info.caller_number, "name": info.caller_name, "can_text": self.caller_can_text},
+            self.caller_callback,
+        )
+
+    def _call_scope(self) -> dict[str, Any]:
         info = self.channel.info
         return {
-            "caller": _Caller(
-                {"number": info.caller_number, "name": info.caller_name, "can_text": self.caller_can_text},
-                self.caller_callback,
-            ),
-            "call": {
-                "uniqueid": info.uniqueid,
-                "dnid": info.dnid,
-                "channel": info.channel,
-                "language": self.language,
-                "args": list(info.args),
-                "params": dict(info.params),
-                "flow": self.flow.name,
-            },
-            "vars": _Variables(self.state.vars),
-            "channel": _LazyVariables(self.channel.get_variable),
-            "now": self.now().astimezone(zoneinfo.ZoneInfo(self.flow.timezone)),
-            "queues": _Queues(self.world, self.channel),
-            "maintenance": self.maintenance,
+            "uniqueid": info.uniqueid,
+            "dnid": info.dnid,
+            "channel": info.channel,
+            "language": self.language,
+            "args": list(info.args),
+            "params": dict(info.params),
+            "flow": self.flow.name,
         }
 
     @property
@@ -206,7 +209,9 @@ class CallContext:
         self._callback = _UNREAD
 
     def render(self, template: Template) -> Any:
-        return template.render(self.scope())
+        if template.is_constant:
+            return template.source
+        return template.render(self.scope(template.names))
 
     def set_vars(self, values: dict[str, Any]) -> None:
         self.state.vars.update(values)
@@ -320,3 +325,15 @@ class CallContext:
         self.log("key" if key is not None else "silence", key=key, timeout=timeout)
         self._check_cancel(key)
         return key
+
+
+# Each name expressions can read, and how a call builds its value (only when a template reads it).
+_SCOPE: dict[str, Callable[[CallContext], Any]] = {
+    "caller": CallContext._caller_scope,
+    "call": CallContext._call_scope,
+    "vars": lambda call: _Variables(call.state.vars),
+    "channel": lambda call: _LazyVariables(call.channel.get_variable),
+    "now": lambda call: call.now().astimezone(zoneinfo.ZoneInfo(call.flow.timezone)),
+    "queues": lambda call: _Queues(call.world, call.channel),
+    "maintenance": lambda call: call.maintenance,
+}

@@ -33,6 +33,10 @@ class Journal:
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
 
     def record(self, now: dt.datetime, kind: str, flow: str, step: str | None, /, **detail: Any) -> Event:
+        return self.add(now, kind, flow, step, detail)
+
+    def add(self, now: dt.datetime, kind: str, flow: str, step: str | None, detail: dict[str, Any]) -> Event:
+        """:meth:`record` with the details as a dictionary the journal may keep."""
         event = Event(round((now - self.started).total_seconds(), 3), kind, flow, step, detail)
         self.events.append(event)
         for listener in self.listeners:

@@ -20,6 +20,9 @@ MAX_STATE_BYTES = (
 )
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=True)  # built once, not per call
+
+
 @dataclass(frozen=True)
 class CallbackOptIn:
     """A caller's wish to be called back if they hang up while waiting in ``queue`` (a ``callback`` step with
@@ -61,7 +64,7 @@ class CallState:
             data["x"] = self.maintenance
         if self.language is not None:
             data["l"] = self.language
-        text = json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=True)
+        text = _ENCODER.encode(data)
         if len(text) > MAX_STATE_BYTES:
             raise ValueError(f"call state is {len(text)} bytes, more than {MAX_STATE_BYTES}: keep flow variables small")
         return text

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -145,6 +145,11 @@ def _evaluate(compiled: Any, source: str, location: Location | None, scope: Mapp
         raise ExpressionError(source, location, f"{type(exc).__name__}: {exc}") from None
 
 
+def _names(template_source: str) -> frozenset[str]:
+    """The top-level names a template reads (``vars``, ``caller``…): only those need a value in its scope."""
+    return frozenset(meta.find_undeclared_variables(ENVIRONMENT.parse(template_source)))
+
+
 @dataclass(frozen=True)
 class Expression:
     """A condition or value such as ``vars.tries > 2``; the ``{{ }}`` around it are optional."""
@@ -152,11 +157,13 @@ class Expression:
     source: str
     location: Location | None = None
     _compiled: Any = field(default=None, compare=False, repr=False)
+    names: frozenset[str] | None = field(default=None, compare=False, repr=False)  # None: not known
 
     @classmethod
     def compile(cls, source: str, location: Location | None = None) -> Expression:
-        compiled = ENVIRONMENT.compile_expression(_strip_braces(source), undefined_to_none=False)
-        return cls(source, location, lambda scope: compiled(**scope))
+        body = _strip_braces(source)
+        compiled = ENVIRONMENT.compile_expression(body, undefined_to_none=False)
+        return cls(source, location, lambda scope: compiled(**scope), _names("{{ " + body + " }}"))
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
         return _evaluate(self._compiled, self.source, self.location, scope)
@@ -172,18 +179,20 @@ class Template:
     source: Any
     location: Location | None = None
     _compiled: Any = field(default=None, compare=False, repr=False)
+    names: frozenset[str] | None = field(default=None, compare=False, repr=False)  # None: not known
 
     @classmethod
     def compile(cls, source: Any, location: Location | None = None) -> Template:
         if not isinstance(source, str) or ("{{" not in source and "{%" not in source):
-            return cls(source, location, None)
+            return cls(source, location, None, frozenset())
         if _WHOLE_EXPRESSION.match(source) and "{{" not in _strip_braces(source):
-            return cls(source, location, Expression.compile(source, location)._compiled)
+            expression = Expression.compile(source, location)
+            return cls(source, location, expression._compiled, expression.names)
         problem = syntax_problem(source, template=True)
         if problem:
             raise ValueError(problem)
         template = ENVIRONMENT.from_string(source)
-        return cls(source, location, lambda scope: template.render(**scope))
+        return cls(source, location, lambda scope: template.render(**scope), _names(source))
 
     @property
     def is_constant(self) -> bool:

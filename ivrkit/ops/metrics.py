@@ -8,13 +8,18 @@ but some of them arrive from the network, so each metric caps its series and fol
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
+import math
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from ivrkit.callbacks.model import Result, State
 
@@ -103,6 +108,45 @@ class _Children:
         return child
 
 
+class _Timings(Collector):
+    """A histogram with at most one label, recorded with one lock and a bisect: on every AGI command,
+    prometheus_client's Histogram (a lock per bucket it touches, a Python loop over the buckets) cost as much
+    as parsing the reply. Exported at scrape time in the same form. Label values must be a bounded set (AGI
+    verbs); without a label, observe with the value ""."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...], label: str | None = None) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._labels = [label] if label else []
+        self._bounds = tuple(float(bound) for bound in buckets)
+        self._les = [floatToGoString(bound) for bound in (*self._bounds, math.inf)]
+        self._series: dict[str, list[float]] = {}  # label → count per bucket (the last: +Inf), then the sum
+        self._lock = threading.Lock()
+        if not label:  # exported at 0 from the start, as prometheus_client's unlabelled histograms are
+            self._series[""] = [0] * (len(self._bounds) + 1) + [0.0]
+
+    def observe(self, label: str, seconds: float) -> None:
+        index = bisect.bisect_left(self._bounds, seconds)  # the first bucket whose bound is >= seconds
+        with self._lock:
+            series = self._series.get(label)
+            if series is None:
+                series = self._series[label] = [0] * (len(self._bounds) + 1) + [0.0]
+            series[index] += 1
+            series[-1] += seconds
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self._labels)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            snapshot = {label: list(series) for label, series in self._series.items()}
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self._labels)
+        for label, series in sorted(snapshot.items()):
+            cumulative = itertools.accumulate(series[:-1])
+            family.add_metric([label][: len(self._labels)], list(zip(self._les, cumulative, strict=True)), series[-1])
+        yield family
+
+
 class _CallbackGauges(Collector):
     """``ivrkit_callbacks{state}`` and ``ivrkit_callback_oldest_pending_seconds`` from a source read at scrape time.
 
@@ -147,16 +191,15 @@ class ServerMetrics:
         outcomes = Counter(
             "ivrkit_session_outcomes", "Sessions ended, by flow and outcome.", ["flow", "outcome"], registry=r
         )
-        self._duration = Histogram(
-            "ivrkit_session_duration_seconds", "Session length.", buckets=SESSION_BUCKETS, registry=r
-        )
-        commands = Histogram(
+        self._duration = _Timings("ivrkit_session_duration_seconds", "Session length.", SESSION_BUCKETS)
+        r.register(self._duration)
+        self._command_seconds = _Timings(
             "ivrkit_agi_command_seconds",
             "AGI command round trips (prompts included), by verb.",
-            ["command"],
-            buckets=COMMAND_BUCKETS,
-            registry=r,
+            COMMAND_BUCKETS,
+            label="command",
         )
+        r.register(self._command_seconds)
         errors = Counter("ivrkit_errors", "Errors and refused connections, by kind.", ["kind"], registry=r)
         self._flows = Gauge("ivrkit_flows_loaded", "Flows in service.", registry=r)
         self._reload_ok = Gauge("ivrkit_flow_reload_ok", "1 if the last flow (re)load succeeded, else 0.", registry=r)
@@ -230,9 +273,7 @@ class ServerMetrics:
         for kind in ERROR_KINDS:
             self._errors.get((kind,))
         self._reloads = {True: reloads.labels("ok"), False: reloads.labels("failed")}
-        # Raw command name → histogram child; the hot path is one dict lookup and one observe().
-        self._command_metric = commands
-        self._commands: dict[str, Any] = {}
+        self._verbs: dict[str, str] = {}  # raw command name → its verb label, for the hot path
 
     def session_started(self, flow: str) -> None:
         self._active.inc()
@@ -241,16 +282,16 @@ class ServerMetrics:
     def session_ended(self, flow: str, outcome: str, seconds: float) -> None:
         self._active.dec()
         self._outcomes.get((flow, outcome)).inc()
-        self._duration.observe(seconds)
+        self._duration.observe("", seconds)
 
     def command(self, name: str, seconds: float) -> None:
         """Time one AGI command; `name` is its verb ("STREAM FILE"), unknown verbs count as "OTHER"."""
-        child = self._commands.get(name)
-        if child is None:
-            child = self._command_metric.labels(command_verb(name))
-            if len(self._commands) < _MAX_COMMAND_ALIASES:
-                self._commands[name] = child
-        child.observe(seconds)
+        verb = self._verbs.get(name)
+        if verb is None:
+            verb = command_verb(name)
+            if len(self._verbs) < _MAX_COMMAND_ALIASES:
+                self._verbs[name] = verb
+        self._command_seconds.observe(verb, seconds)
 
     def error(self, kind: str) -> None:
         self._errors.get((kind,)).inc()

@@ -22,6 +22,7 @@ prompt is looked up: the call's language, its base language (``de_AT`` → ``de`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -73,13 +74,14 @@ def call_language(channel_language: str, languages: Sequence[str], own: str) -> 
     return channel_language if usable else own
 
 
-def lookup_order(language: str, fallback: str) -> list[str]:
+@functools.lru_cache(maxsize=256)  # asked for every prompt played; a server knows a handful of languages
+def lookup_order(language: str, fallback: str) -> tuple[str, ...]:
     """Where a prompt is looked for, in order: the call's language, its base, the flow's own language.
 
     >>> lookup_order("de_AT", "en"), lookup_order("en", "en")
-    (['de_AT', 'de', 'en'], ['en'])
+    (('de_AT', 'de', 'en'), ('en',))
     """
-    return list(dict.fromkeys(code for code in (language, base_language(language), fallback) if code))
+    return tuple(dict.fromkeys(code for code in (language, base_language(language), fallback) if code))
 
 
 # -- the rules ---------------------------------------------------------------------------------------------

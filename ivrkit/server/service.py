@@ -9,6 +9,7 @@ stored (:mod:`ivrkit.maintenance.declared`), so operators see them and their cha
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -39,6 +40,10 @@ from ivrkit.sms.worker import OutboxWorker
 from ivrkit.store import SqliteCallbacks, SqliteMaintenance, SqliteOutbox, open_database
 
 log = logging.getLogger("ivrkit.server")
+
+# The collector while serving: a call allocates a few thousand objects and leaves no cycles behind, so young
+# collections can be far rarer than Python's default (700 allocations) without memory growing.
+GC_THRESHOLDS = (10_000, 20, 100)
 
 
 @dataclass
@@ -144,6 +149,7 @@ class Service:
         signal.signal(signal.SIGINT, self._on_terminate)
         signal.signal(signal.SIGHUP, lambda signum, frame: self._reload_now.set())
         self.start()
+        _settle_heap()
         while not self._draining.wait(0.5):
             pass
         return 0 if self.drain() else 1
@@ -293,3 +299,12 @@ class Service:
             "flows_kept_after_errors": report.kept if report else [],
             "uptime_seconds": round(time.monotonic() - self.started, 1),
         }
+
+
+def _settle_heap() -> None:
+    """Take what start-up built (flows, templates, libraries) out of the collector's way: otherwise every full
+    collection walks it again while all calls wait (``tools/bench/agi_server.py``: p99 turnaround at 100 calls
+    30 → 22 ms, 8 % more calls/s). The process's own serve loop calls it once, after start-up."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

@@ -35,6 +35,6 @@ remember_choice:
         values: dict[str, Any] = {}
         for name, template in self.value.items():
             assert isinstance(template, Template)
-            values[name] = template.render(call.scope())
+            values[name] = call.render(template)
         call.set_vars(values)
         return GoTo(self.next) if self.next else Finish("end-of-flow")

@@ -14,7 +14,7 @@ from ivrkit.agi.connection import (
     PeerClosed,
     ReplyTimeout,
 )
-from ivrkit.agi.wire import ProtocolError, split_words
+from ivrkit.agi.wire import ProtocolError, quote, split_words
 from tests.agi.pbx import environment
 from tests.agi.peer import Peer, make
 
@@ -77,6 +77,22 @@ def test_pyst2_quoting_is_replaced(peer_factory: list[Peer]) -> None:
     assert split_words(peer.received[0].rstrip("\n")) == ["SET", "VARIABLE", "NAME", 'say "hi" \\ now EXEC Dial']
     assert split_words(peer.received[1].rstrip("\n")) == ["DATABASE", "GET", "family", "key"]
     assert all(line.count("\n") == 1 for line in peer.received)
+
+
+def test_remembered_quoting_gives_what_quoting_afresh_gives(peer_factory: list[Peer]) -> None:
+    """Short values are quoted once and remembered; the same value sent twice, True next to 1, a str subclass
+    and a long value with a newline all reach the wire exactly as quoting each afresh writes them."""
+
+    class Name(str):
+        pass
+
+    values: list[object] = ["Bob\nHANGUP", "Bob\nHANGUP", 1, True, Name("a b"), "x" * 70 + "\nEXEC Dial", ""]
+    peer, connection = make(peer_factory, [["200 result=1"]] * len(values))
+    for value in values:
+        connection.run("SET VARIABLE", "V", value)
+    assert [line.rstrip("\n") for line in peer.received] == [f"SET VARIABLE V {quote(v)}" for v in values]
+    words = [split_words(line.rstrip("\n"))[3] for line in peer.received[:4]]
+    assert words == ["Bob HANGUP", "Bob HANGUP", "1", "True"]
 
 
 def test_exec_keeps_options_with_blanks_as_one_argument(peer_factory: list[Peer]) -> None:

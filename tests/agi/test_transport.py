@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ivrkit.agi.transport import LineSocket, LineTooLong
+from ivrkit.agi.transport import BLOCKING, LineSocket, LineTooLong
 
 
 @pytest.fixture
@@ -122,3 +122,40 @@ def test_close_twice_is_harmless(pair: tuple[LineSocket, socket.socket]) -> None
     lines.close()
     lines.close()
     assert lines.fd == -1
+
+
+class CountingWaiter:
+    """Blocks like the default waiter, and counts how often a read had to wait."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def attach(self, fd: int) -> None:
+        pass
+
+    def detach(self, fd: int) -> None:
+        pass
+
+    def wait_readable(self, fd: int, deadline: float) -> bool:
+        self.waits += 1
+        return BLOCKING.wait_readable(fd, deadline)
+
+    def wait_writable(self, fd: int, deadline: float) -> bool:
+        return BLOCKING.wait_writable(fd, deadline)
+
+
+def test_an_environment_already_there_is_read_without_waiting_and_a_reply_after_a_wait() -> None:
+    """Asterisk writes the environment as it connects: waiting first would cost a new call a loop round."""
+    ours, peer = socket.socketpair()
+    waiter = CountingWaiter()
+    lines = LineSocket(ours, waiter)
+    try:
+        peer.sendall(b"agi_a: 1\nagi_b: 2\n\n")
+        assert lines.read_block(100, 10, 5.0) == [b"agi_a: 1", b"agi_b: 2"]
+        assert waiter.waits == 0
+        peer.sendall(b"200 result=1\n")
+        assert lines.read_line(100, 5.0) == b"200 result=1"
+        assert waiter.waits == 1  # a reply is never there the moment a command has gone out: wait, then read
+    finally:
+        lines.close()
+        peer.close()

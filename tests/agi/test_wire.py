@@ -3,7 +3,16 @@ import doctest
 import pytest
 
 from ivrkit.agi import wire
-from ivrkit.agi.wire import ProtocolError, Reply, command_line, parse_reply, parse_route, quote, split_words
+from ivrkit.agi.wire import (
+    ProtocolError,
+    Reply,
+    command_line,
+    parse_any_reply,
+    parse_reply,
+    parse_route,
+    quote,
+    split_words,
+)
 
 
 def test_doctests() -> None:
@@ -50,6 +59,20 @@ def test_quote_keeps_bare_words_bare() -> None:
 )
 def test_replies(line: str, expected: Reply) -> None:
     assert parse_reply(line) == (200, expected)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "200 result=1", "200 result=0 endpos=0", "200 result=-1 endpos=-5", "200 result=1 (x) endpos=9",
+        "200 result=1 (a) b) endpos=2", "200 result=1 ((x))", "200 result=1 (x)(y)", "200 result=1 (x) endpos=",
+        "200 result=1 (x) endpos=3 (y)", "200 result=1  (x)", "200 result=1 (x) ", "200 result=12 (timeout)",
+        "200 result=0 (timeout) endpos=8000", "200 result=1 (Bob\nEXEC Dial)", "200 result=(x)", "200 result=1 x",
+        "200 result=\u0661 (x)", "200 result=1 (x) endpos=\u0663",
+    ],
+)  # fmt: skip
+def test_the_shortcut_reads_every_line_as_the_general_parser_does(line: str) -> None:
+    assert parse_reply(line) == parse_any_reply(line)
 
 
 @pytest.mark.parametrize("line", ["", "HANG", "abc result=1", "2000 result=1", "200 resul=1", "200 result=1 (open"])

@@ -205,3 +205,22 @@ def test_small_ranges_and_repeats_still_work() -> None:
 def test_string_filters_are_held_to_the_same_size_limit(source: str) -> None:
     with pytest.raises(ExpressionError, match="refused by the sandbox"):
         Expression.compile(source).evaluate({})
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ("{{ channel.QUEUE_WAITING or 0 }}", {"channel"}),
+        ("queue-{{ vars.tier }} for {{ caller.number }}", {"vars", "caller"}),
+        ("{{ range(3) | list }}", set()),  # a global of the sandbox, not a name of the scope
+        ("welcome", set()),
+        (5, set()),
+    ],
+)
+def test_a_template_knows_the_names_it_reads(source: Any, names: set[str]) -> None:
+    assert Template.compile(source).names == names
+
+
+def test_an_expression_knows_the_names_it_reads_with_or_without_braces() -> None:
+    assert Expression.compile("vars.tries > 2 and caller.number").names == {"vars", "caller"}
+    assert Expression.compile("{{ now.hour < 9 }}").names == {"now"}

@@ -197,3 +197,18 @@ def test_callback_gauges_follow_a_real_store(tmp_path: Path) -> None:
         assert value(m, "ivrkit_callbacks", state="pending") == 1
         assert value(m, "ivrkit_callbacks", state="cancelled") == 1
         assert value(m, "ivrkit_callback_oldest_pending_seconds") == 60
+
+
+def test_session_length_is_exported_at_zero_before_the_first_session() -> None:
+    m = ServerMetrics()
+    assert value(m, "ivrkit_session_duration_seconds_count") == 0
+    assert value(m, "ivrkit_session_duration_seconds_bucket", le="+Inf") == 0
+    assert value(m, "ivrkit_agi_command_seconds_count", command="ANSWER") is None  # verbs appear when used
+
+
+def test_a_round_trip_on_a_bucket_bound_counts_in_that_bucket() -> None:
+    m = ServerMetrics()
+    m.command("ANSWER", 0.001)
+    assert value(m, "ivrkit_agi_command_seconds_bucket", command="ANSWER", le="0.0005") == 0
+    assert value(m, "ivrkit_agi_command_seconds_bucket", command="ANSWER", le="0.001") == 1
+    assert value(m, "ivrkit_agi_command_seconds_bucket", command="ANSWER", le="+Inf") == 1

@@ -51,9 +51,9 @@ def test_base_languages_and_who_speaks_them() -> None:
 
 
 def test_prompts_are_looked_up_in_the_calls_language_its_base_then_the_flows() -> None:
-    assert lookup_order("de_AT", "en") == ["de_AT", "de", "en"]
-    assert lookup_order("de", "en") == ["de", "en"]
-    assert lookup_order("en_GB", "en") == ["en_GB", "en"]
+    assert lookup_order("de_AT", "en") == ("de_AT", "de", "en")
+    assert lookup_order("de", "en") == ("de", "en")
+    assert lookup_order("en_GB", "en") == ("en_GB", "en")
 
 
 # -- what Asterisk is asked to say ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from ivrkit.engine.journal import Journal
 from ivrkit.engine.state import CallState
 from ivrkit.engine.world import QueueStats, StaticWorld
 from ivrkit.flow.diagnostics import Location
+from ivrkit.flow.expressions import Template
 from ivrkit.flow.fields import Key, ListOf, Text
 from ivrkit.flow.loader import FLOW_OPTIONS
 from ivrkit.flow.model import Flow
@@ -128,3 +129,29 @@ def test_documented_scope_matches_the_engine() -> None:
     for group in ("caller", "call"):
         assert {name.split(".")[1] for name in SCOPE if name.startswith(group + ".")} == set(scope[group])
     assert list(QUEUE_STATS) == [field.name for field in fields(QueueStats)]
+
+
+def test_a_template_gets_only_the_names_it_reads() -> None:
+    """A call renders several templates; each builds the parts of the scope it reads, not the whole scope."""
+    read: list[str] = []
+
+    class Channel(_Channel):
+        def get_variable(self, name: str) -> str | None:
+            read.append(name)
+            return "3"
+
+    class World(StaticWorld):
+        def maintenance(self, flow: str, now: dt.datetime) -> None:
+            raise AssertionError("maintenance was read for a template that does not use it")
+
+    flow = Flow("t", "t.yaml", Location("t.yaml", 1, 1), "a", {})
+    context = CallContext(
+        Channel(), flow, CallState("t"), Journal(Channel().now()), World({}, {}),  # type: ignore[arg-type]
+        lambda prompt, languages: languages[0],
+    )  # fmt: skip
+    assert set(context.scope({"vars", "channel"})) == {"vars", "channel"}
+    assert context.render(Template.compile("{{ channel.QUEUE_WAITING or 0 }}")) == "3"
+    assert context.render(Template.compile("{{ vars | length }}")) == 0
+    assert read == ["QUEUE_WAITING"]
+    with pytest.raises(AssertionError, match="maintenance was read"):
+        context.render(Template.compile("{{ maintenance }}"))  # the negative control: a template that reads it

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +110,14 @@ def test_every_log_line_of_a_call_carries_its_unique_id(server: Server) -> None:
     record = server.wait_log(lambda r: r["msg"] == "session ended")
     assert (record["uniqueid"], record["flow"], record["outcome"]) == ("1763712000.1", "desk", "handoff")
     assert record["step"] == "sales_queue"
+
+
+def test_a_started_server_takes_its_start_up_heap_out_of_the_collectors_way() -> None:
+    """Run in a process of its own: freezing the heap is for the whole process."""
+    code = (
+        "import gc; from ivrkit.server.service import GC_THRESHOLDS, _settle_heap\n"
+        "before = gc.get_freeze_count(); _settle_heap()\n"
+        "print(before, gc.get_freeze_count() > 10_000, gc.get_threshold() == GC_THRESHOLDS)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["0", "True", "True"]
