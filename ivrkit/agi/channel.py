@@ -30,7 +30,8 @@ log = logging.getLogger("ivrkit.agi")
 
 KEYS = frozenset("0123456789*#ABCD")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")  # no functions: ${SHELL(...)} must stay out of reach
-MSET_VALUE = re.compile(r"[A-Za-z0-9_.:/@+\-]{0,200}")  # nothing MSet's parser or a later ${} could misread
+MSET_VALUE = re.compile(r"[A-Za-z0-9_.:/@+\-]*")  # nothing MSet's parser or a later ${} could misread
+MAX_MSET_BYTES = 7000  # MSet's options, well inside the 8 KiB command line Asterisk reads
 PROMPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-./]{0,199}")
 SAY_COMMANDS = {"number": "SAY NUMBER", "digits": "SAY DIGITS", "alpha": "SAY ALPHA"}
 LANGUAGE_FUNCTION = "CHANNEL(language)"  # the one function SET VARIABLE is allowed to write
@@ -85,8 +86,7 @@ class AgiChannel:
 
     # -- the Channel interface ---------------------------------------------------------------------------
 
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC)
+    now = staticmethod(functools.partial(dt.datetime.now, dt.UTC))  # the journal asks on every event
 
     def play_prompt(self, prompt: str, language: str, escape: str) -> str | None:
         path = _prompt_path(prompt, language, self.sounds)
@@ -157,6 +157,8 @@ class AgiChannel:
         for name in values:
             _check_variable(name)
         plain = {name: value for name, value in values.items() if MSET_VALUE.fullmatch(value)}
+        while sum(len(name) + len(value) + 2 for name, value in plain.items()) > MAX_MSET_BYTES:
+            del plain[max(plain, key=lambda name: len(plain[name]))]  # the longest goes on its own
         if len(plain) > 1:
             options = ",".join(f"{name}={value}" for name, value in plain.items())
             try:
@@ -238,6 +240,7 @@ def _key(reply: Reply | None) -> str | None:
     return key if key in KEYS else None
 
 
+@functools.lru_cache(maxsize=1024)  # the same few names on every call
 def _check_variable(name: str) -> None:
     if not VARIABLE_NAME.fullmatch(name):
         raise ValueError(f"'{name}' is not a channel variable name: use letters, digits and _ (no functions)")

@@ -21,6 +21,7 @@ Exactly one command is in flight at a time, and each waits for its reply no long
 from __future__ import annotations
 
 import functools
+import re
 import socket
 import sys
 import time
@@ -62,6 +63,10 @@ class CommandFailed(AGIAppError):
 
 class ReplyTimeout(AGIError):
     """No reply within the command's time limit: the peer is silent."""
+
+
+# wire.ENVIRONMENT_LINE over a whole block, one line each; a trailing CR is not part of the value
+_ENVIRONMENT_PAIRS = re.compile(r"^(agi_\w*): ?(.*?)\r*$", re.MULTILINE)
 
 
 def _quote(value: Any) -> str:
@@ -134,9 +139,14 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
             raise PeerClosed("Asterisk closed the connection")
         if not block:
             raise ProtocolError("the environment block is empty: the peer is not Asterisk")
+        text = b"\n".join(block).decode("utf-8", "replace")
+        pairs = _ENVIRONMENT_PAIRS.findall(text)
+        if len(pairs) == len(block):  # every line a key and a value, as Asterisk writes them: read in one go
+            self.env = {sys.intern(key): sys.intern(value) if len(value) <= 8 else value for key, value in pairs}
+            return
         env, intern, match = self.env, sys.intern, wire.ENVIRONMENT_LINE.fullmatch
         last: str | None = None
-        for line in b"\n".join(block).decode("utf-8", "replace").split("\n"):
+        for line in text.split("\n"):
             line = line.rstrip("\r")
             item = match(line)
             if item is not None:
@@ -226,6 +236,9 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
         """The reply to the command in flight, reading past ``HANGUP`` lines and multi-line 520 usage."""
         while True:
             line = self._read_line()
+            common = wire.parse_common_reply(line)
+            if common is not None:
+                return 200, common
             if line == "HANGUP":
                 self.hung_up = True
                 continue

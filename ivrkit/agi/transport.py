@@ -7,6 +7,7 @@ A line is read straight from ``recv`` into one buffer; the standard library's ``
 
 from __future__ import annotations
 
+import functools
 import select
 import socket
 import time
@@ -69,6 +70,9 @@ class _LongerThan:
         return f"a line longer than {self.limit} bytes" if len(unread) > self.limit else None
 
 
+_longer_than = functools.lru_cache(maxsize=8)(_LongerThan)  # one check per limit, not one per line read
+
+
 class LineSocket:
     """A socket read as lines and written as whole commands, each with its own time limit."""
 
@@ -91,7 +95,7 @@ class LineSocket:
             self._start = end + 1
             line: bytes | None = buffer[start:end]
         else:
-            line = self._read_until(b"\n", seconds, _LongerThan(limit), ready)
+            line = self._read_until(b"\n", seconds, _longer_than(limit), ready)
         if line is not None and len(line) > limit:
             raise LineTooLong(f"a line longer than {limit} bytes")
         return line
@@ -119,7 +123,7 @@ class LineSocket:
         lines = block.split(b"\n")
         if len(lines) > max_lines:
             raise LineTooLong(f"more than {max_lines} lines")
-        if any(len(line) > limit for line in lines):
+        if max(map(len, lines)) > limit:
             raise LineTooLong(f"a line longer than {limit} bytes")
         return lines
 

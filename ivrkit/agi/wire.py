@@ -142,13 +142,21 @@ def parse_reply(line: str) -> tuple[int, Reply | None]:
     >>> parse_reply("511 Command Not Permitted on a dead channel or intercept routine")
     (511, None)
     """
-    common = _COMMON_REPLY.fullmatch(line)  # "200 result=1", "... (value)", "... endpos=8000": one regex
-    if common is not None:
-        result, data, endpos = common.groups()
-        if data == "timeout":
-            return 200, Reply(result, None, None if endpos is None else int(endpos), True)
-        return 200, Reply(result, data, None if endpos is None else int(endpos))
-    return parse_any_reply(line)
+    reply = parse_common_reply(line)
+    return (200, reply) if reply is not None else parse_any_reply(line)
+
+
+def parse_common_reply(line: str) -> Reply | None:
+    """The usual shapes of a 200 reply ("200 result=1", "... (value)", "... endpos=8000") in one regex match;
+    None for anything else (other codes, a value still open, a ``HANGUP`` line), which :func:`parse_any_reply`
+    reads."""
+    common = _COMMON_REPLY.fullmatch(line)
+    if common is None:
+        return None
+    result, data, endpos = common.groups()
+    if data == "timeout":
+        return Reply(result, None, None if endpos is None else int(endpos), True)
+    return Reply(result, data, None if endpos is None else int(endpos))
 
 
 def parse_any_reply(line: str) -> tuple[int, Reply | None]:

@@ -43,6 +43,13 @@ class Journal:
             listener(event)
         return event
 
+    def where(self) -> tuple[str | None, str | None]:
+        """The flow and step of the latest event: where the call is now (logs ask it for each line)."""
+        if not self.events:
+            return None, None
+        last = self.events[-1]
+        return last.flow, last.step
+
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
 

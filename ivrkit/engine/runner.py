@@ -113,7 +113,7 @@ class Engine:
         if resume_outcome is not None:
             saved = channel.get_variable(STATE_VARIABLE)
             if saved:
-                state = CallState.from_json(saved)
+                state = CallState.from_channel(saved)
                 handed_off = state.step in self.flows[state.flow].steps if state.flow in self.flows else False
                 if handed_off or (state.flow in self.flows and state.step is None and state.maintenance):
                     return state
@@ -190,7 +190,7 @@ class Engine:
 
     def _hand_off(self, ctx: CallContext, step_name: str | None, handoff: HandOff) -> SessionResult:
         ctx.state.step = step_name
-        variables = {STATE_VARIABLE: ctx.state.to_json(), TARGET_VARIABLE: handoff.target}
+        variables = {STATE_VARIABLE: ctx.state.to_channel(), TARGET_VARIABLE: handoff.target}
         variables.update({f"IVRKIT_{name.upper()}": value for name, value in handoff.params.items()})
         ctx.log("handoff", action=handoff.action, target=handoff.target, **handoff.params)
         result = self._end(ctx, handoff.action, "handoff", variables)

@@ -2,12 +2,15 @@
 
 When a flow hands the caller to the dialplan (a queue, a transfer) the AGI session ends. The dialplan later
 starts a new session to resume the flow, possibly on another server process, so nothing may live only in
-server memory: the engine writes this state to the channel variable ``IVRKIT_STATE`` as compact JSON and reads
-it back on resume.
+server memory: the engine writes this state to the channel variable ``IVRKIT_STATE`` and reads it back on resume.
+On the channel it is compact JSON, base64url-encoded without padding: that alphabet is one MSet reads safely, so
+the state travels in the same one command as the dialplan's result variables (one round trip fewer per call).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,9 +72,28 @@ class CallState:
             raise ValueError(f"call state is {len(text)} bytes, more than {MAX_STATE_BYTES}: keep flow variables small")
         return text
 
+    def to_channel(self) -> str:
+        """The state as the channel keeps it: :meth:`to_json`, base64url-encoded without padding."""
+        return base64.urlsafe_b64encode(self.to_json().encode("utf-8")).rstrip(b"=").decode("ascii")
+
+    @classmethod
+    def from_channel(cls, text: str) -> CallState:
+        """What :meth:`to_channel` wrote, or the plain JSON earlier versions wrote (a call handed off while the
+        server was upgraded resumes all the same)."""
+        text = text.strip()
+        if text.startswith("{"):
+            return cls.from_json(text)
+        try:
+            return cls.from_json(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError) as error:
+            raise ValueError(f"not an ivrkit call state: {error}") from error
+
     @classmethod
     def from_json(cls, text: str) -> CallState:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not an ivrkit call state: {error}") from None
         if not isinstance(data, dict) or not isinstance(data.get("f"), str):
             raise ValueError("not an ivrkit call state")
         queued = data.get("q") or [None, None]

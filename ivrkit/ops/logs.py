@@ -12,7 +12,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TextIO
@@ -23,6 +23,8 @@ FORMATS = ("json", "text")
 _uniqueid: ContextVar[str | None] = ContextVar("ivrkit_uniqueid", default=None)
 _flow: ContextVar[str | None] = ContextVar("ivrkit_flow", default=None)
 _step: ContextVar[str | None] = ContextVar("ivrkit_step", default=None)
+Where = Callable[[], tuple[str | None, str | None]]  # the call's (flow, step) now; None for either: not known
+_where: ContextVar[Where | None] = ContextVar("ivrkit_where", default=None)
 
 _CALL_FIELDS = ("uniqueid", "flow", "step")
 # Attributes every LogRecord has; whatever else a record carries came from `extra={...}`.
@@ -33,12 +35,15 @@ _CORE_KEYS = frozenset({"ts", "level", "logger", "msg", "exc", "stack", *_CALL_F
 
 
 @contextmanager
-def call_context(uniqueid: str, flow: str) -> Iterator[None]:
-    """Tag every log line written inside the block (in this thread or task) with the call and its flow."""
-    tokens = (_uniqueid.set(uniqueid), _flow.set(flow), _step.set(None))
+def call_context(uniqueid: str, flow: str, where: Where | None = None) -> Iterator[None]:
+    """Tag every log line written inside the block (in this thread or task) with the call and its flow.
+    ``where`` is asked for the call's flow and step only when a line is written (the session's journal knows
+    them), so a call pays nothing for its steps while nothing is logged."""
+    tokens = (_uniqueid.set(uniqueid), _flow.set(flow), _step.set(None), _where.set(where))
     try:
         yield
     finally:
+        _where.reset(tokens[3])
         _step.reset(tokens[2])
         _flow.reset(tokens[1])
         _uniqueid.reset(tokens[0])
@@ -58,10 +63,12 @@ class CallContextFilter(logging.Filter):
         d = record.__dict__
         if "uniqueid" not in d:
             d["uniqueid"] = _uniqueid.get()
+        where = _where.get()
+        flow, step = where() if where is not None else (None, None)
         if "flow" not in d:
-            d["flow"] = _flow.get()
+            d["flow"] = flow or _flow.get()
         if "step" not in d:
-            d["step"] = _step.get()
+            d["step"] = step or _step.get()
         return True
 
 

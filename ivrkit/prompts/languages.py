@@ -45,7 +45,7 @@ def base_language(code: str) -> str:
     >>> base_language("de_AT"), base_language("pt-BR"), base_language("en")
     ('de', 'pt', 'en')
     """
-    return re.split(r"[_-]", code, maxsplit=1)[0]
+    return code.partition("_")[0].partition("-")[0]
 
 
 def spoken_by(languages: Sequence[str], code: str) -> str | None:

@@ -12,6 +12,7 @@ Only :meth:`Loop.call_soon_threadsafe` may be called from another thread.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import heapq
 import itertools
 import logging
@@ -22,10 +23,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from greenlet import getcurrent, greenlet
+from greenlet import GreenletExit, getcurrent, greenlet
 
 log = logging.getLogger("ivrkit.server")
 
+MAX_IDLE_WORKERS = 256  # greenlets kept for the next calls; beyond these, a worker ends with its task
 READ_EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
 WRITE_EVENTS = READ_EVENTS | select.EPOLLOUT
 
@@ -49,6 +51,7 @@ class Loop:
         self._hub: greenlet | None = None
         self._calls: deque[Callable[[], None]] = deque()  # from other threads
         self._starting: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._idle: list[greenlet] = []  # workers waiting for a task
         self._waits: dict[int, _Wait] = {}  # fd → the greenlet waiting on it
         self._pending: set[int] = set()  # fds that had an event while nobody waited
         self._timers: list[tuple[float, int, _Wait]] = []  # heap; entries of finished waits stay until popped
@@ -58,20 +61,26 @@ class Loop:
     # -- from the loop's own thread -------------------------------------------------------------------
 
     def spawn(self, function: Callable[..., None], *args: Any) -> None:
-        """Run ``function(*args)`` as a new greenlet, soon. An exception it lets out is logged."""
+        """Run ``function(*args)`` in a greenlet of its own, soon. An exception it lets out is logged."""
         self.tasks += 1
         self._starting.append((function, args))
 
-    def _guarded(self, function: Callable[..., None]) -> Callable[..., None]:
-        def task(*args: Any) -> None:
+    def _work(self, job: tuple[Callable[..., None], tuple[Any, ...]]) -> None:
+        """A worker greenlet: runs one task after another. Once done it waits among the idle workers for the
+        next (a new greenlet costs a stack of its own, mapped and unmapped, on every call)."""
+        while True:
+            function, args = job
             try:
-                function(*args)
+                contextvars.Context().run(function, *args)  # nothing a task set is seen by the next
             except BaseException:
                 log.exception("a server task failed")
             finally:
                 self.tasks -= 1
-
-        return task
+            if len(self._idle) >= MAX_IDLE_WORKERS:
+                return
+            self._idle.append(getcurrent())
+            assert self._hub is not None
+            job = self._hub.switch()
 
     def attach(self, fd: int) -> None:
         self._epoll.register(fd, READ_EVENTS)
@@ -129,8 +138,9 @@ class Loop:
             while self._calls:
                 self._calls.popleft()()
             while self._starting:
-                function, args = self._starting.popleft()
-                greenlet(self._guarded(function), parent=hub).switch(*args)  # finished tasks return here
+                job = self._starting.popleft()
+                worker = self._idle.pop() if self._idle else greenlet(self._work, parent=hub)
+                worker.switch(job)  # returns here when the task waits, ends, or its worker goes idle
             if until():
                 return
             timeout = self._next_timeout()
@@ -173,5 +183,8 @@ class Loop:
             wait.task.switch(False)
 
     def close(self) -> None:
+        """From the loop's thread, once :meth:`run` has returned: ends the idle workers, closes the epoll."""
+        while self._idle:
+            self._idle.pop().throw(GreenletExit)
         self._epoll.close()
         os.close(self._wakeup)

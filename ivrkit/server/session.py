@@ -8,6 +8,7 @@ succeeded. Nothing escapes to the listener.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import socket
 import time
@@ -25,13 +26,12 @@ from ivrkit.engine import transitions
 from ivrkit.engine.journal import Event, Journal
 from ivrkit.engine.runner import OUTCOME_VARIABLE, RESULT_VARIABLE, SessionResult
 from ivrkit.engine.state import CallState
-from ivrkit.ops.logs import call_context, set_step
+from ivrkit.ops.logs import call_context
 from ivrkit.ops.metrics import ServerMetrics
 from ivrkit.server.library import FlowLibrary
 
 log = logging.getLogger("ivrkit.session")
 
-STEP_CHANGES = frozenset({"session", "step"})  # journal events after which the call is in another step
 FAILURES = frozenset({"crash", "protocol", "timeout"})  # sessions that ended in error with no flow outcome
 
 
@@ -92,13 +92,14 @@ class SessionHandler:
         label = flow_name if served else "unknown"  # metric labels stay bounded
         # a new call: the path is the flow's name alone (/<flow>), not /<flow>/resume, /hangup or /callback
         watcher = self.watcher if served and "/" not in path else None
-        with call_context(uniqueid, flow_name):
+        journal = Journal(dt.datetime.now(dt.UTC))
+        with call_context(uniqueid, flow_name, where=journal.where):
             self.metrics.session_started(label)
             if watcher is not None:
                 watcher.call_started(label)
             outcome, failed = "error", True  # if _run itself raised
             try:
-                ran = self._run(connection, script, peer)
+                ran = self._run(connection, script, peer, journal)
                 if isinstance(ran, SessionResult):
                     outcome, failed = ran.outcome, ran.outcome == "error"
                     return ran
@@ -110,7 +111,7 @@ class SessionHandler:
                 if watcher is not None:
                     watcher.call_ended(label, failed)
 
-    def _run(self, connection: AgiConnection, script: str, peer: str) -> SessionResult | str:
+    def _run(self, connection: AgiConnection, script: str, peer: str, journal: Journal) -> SessionResult | str:
         """The engine's result, or how the session ended without one (caller-hangup, timeout, protocol, crash,
         no-such-flow, bad-request)."""
         try:
@@ -134,8 +135,8 @@ class SessionHandler:
         channel = AgiChannel(
             connection, info, sounds=self.settings.sounds, timezone=flow.timezone, problem=self._failed
         )
-        journal = Journal(channel.now())
-        journal.listeners.append(_log_event)
+        if log.isEnabledFor(logging.DEBUG):
+            journal.listeners.append(_log_event)
         log.info(
             "session started",
             extra={"peer": peer, "mode": route.mode, "caller": info.caller_number, "channel": info.channel},
@@ -192,7 +193,4 @@ class SessionHandler:
 
 
 def _log_event(event: Event) -> None:
-    if event.kind in STEP_CHANGES:
-        set_step(event.step, flow=event.flow)
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug(event.kind, extra={"event": event.kind, **{f"detail_{k}": v for k, v in event.detail.items()}})
+    log.debug(event.kind, extra={"event": event.kind, **{f"detail_{k}": v for k, v in event.detail.items()}})

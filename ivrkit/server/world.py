@@ -91,7 +91,7 @@ class LiveQueues:
     def queue_joined(self, join: QueueJoin) -> None:
         if self.metrics is not None and join.said != SAID_OFF:
             self.metrics.wait_estimate(join.queue, join.said)
-        self._submit(lambda conn: self.log.joined_in(conn, join), f"estimate for queue {join.queue} not logged")
+        self._submit(lambda conn: self.log.insert_join(conn, join), f"estimate for queue {join.queue} not logged")
 
     def queue_left(self, left: QueueExit) -> None:
         answered = left.result == ANSWERED

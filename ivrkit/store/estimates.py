@@ -117,14 +117,22 @@ class SqliteEstimateLog:
 
     @staticmethod
     def joined_in(conn: sqlite3.Connection, join: QueueJoin) -> LoggedWait:
-        """:meth:`joined` inside the caller's transaction (a :class:`~ivrkit.store.writer.BackgroundWriter` batch)."""
-        row = conn.execute(
+        """:meth:`joined` inside the caller's transaction."""
+        (row,) = conn.execute("SELECT * FROM queue_waits WHERE id = ?", (SqliteEstimateLog.insert_join(conn, join),))
+        return LoggedWait.from_row(row)
+
+    @staticmethod
+    def insert_join(conn: sqlite3.Connection, join: QueueJoin) -> int:
+        """The row of a join, written inside the caller's transaction (a
+        :class:`~ivrkit.store.writer.BackgroundWriter` batch, which needs nothing back); its id."""
+        cursor = conn.execute(
             "INSERT INTO queue_waits (uniqueid, flow, queue, position, estimate, said, method, joined_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (join.uniqueid, join.flow, join.queue, join.position, join.estimate, join.said, join.method,
              join.at.timestamp()),
-        ).fetchone()
-        return LoggedWait.from_row(row)
+        )  # fmt: skip
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     @staticmethod
     def left_in(conn: sqlite3.Connection, left: QueueExit) -> LoggedWait | None:

@@ -7,6 +7,7 @@ import pytest
 from ivrkit.agi.channel import AgiChannel, call_info
 from ivrkit.agi.wire import parse_route, split_words
 from ivrkit.engine import transitions
+from ivrkit.engine.state import CallState
 from tests.agi.peer import Peer, make
 
 
@@ -113,6 +114,22 @@ def test_set_variables_batches_plain_values(peer_factory: list[Peer]) -> None:
         ["EXEC", "MSet", "IVRKIT_TARGET=sales,IVRKIT_RESULT=queue"],
         ["SET", "VARIABLE", "IVRKIT_STATE", '{"f":"a,b"}'],
     ]
+
+
+def test_a_hand_off_sets_the_state_and_its_instructions_in_one_mset(peer_factory: list[Peer]) -> None:
+    state = CallState("support", step="to_queue", vars={"who": 'Bob"\nEXEC Dial(PJSIP/666)', "n": 1}, sessions=1)
+    encoded = state.to_channel()
+    peer, ch = channel(peer_factory, [["200 result=0"]])
+    ch.set_variables({"IVRKIT_STATE": encoded, "IVRKIT_TARGET": "support", "IVRKIT_RESULT": "queue"})
+    assert sent(peer) == [["EXEC", "MSet", f"IVRKIT_STATE={encoded},IVRKIT_TARGET=support,IVRKIT_RESULT=queue"]]
+    assert CallState.from_channel(encoded) == state
+
+
+def test_values_too_long_for_one_mset_go_on_their_own_longest_first(peer_factory: list[Peer]) -> None:
+    big, bigger = "a" * 3000, "b" * 4500
+    peer, ch = channel(peer_factory, [["200 result=0"], ["200 result=1"]])
+    ch.set_variables({"BIG": big, "BIGGER": bigger, "IVRKIT_RESULT": "queue"})
+    assert sent(peer) == [["EXEC", "MSet", f"BIG={big},IVRKIT_RESULT=queue"], ["SET", "VARIABLE", "BIGGER", bigger]]
 
 
 def test_set_variables_without_mset_falls_back(peer_factory: list[Peer]) -> None:

@@ -45,6 +45,27 @@ def test_environment_is_read_and_a_split_value_is_joined(peer_factory: list[Peer
     assert connection.ignored_environment_lines == 1
 
 
+def with_line_ends(block: bytes, newline: bytes) -> bytes:
+    """The block's lines ended by ``newline``, the block still ended by an empty line."""
+    return block.rstrip(b"\n").replace(b"\n", newline) + newline + b"\n"
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_a_plain_environment_reads_as_the_line_by_line_reader_reads_it(
+    peer_factory: list[Peer], newline: bytes
+) -> None:
+    """Asterisk's usual block takes a shortcut (one match over it); a block with a split value, the long way.
+    Both give the same values for the same lines, CRs dropped."""
+    env = environment("support", agi_calleridname="Ann (€) : x", agi_arg_1="")
+    _, plain = make(peer_factory, [], with_line_ends(env, newline))
+    split = environment("support", agi_calleridname="Ann (€) : x", agi_arg_1="", agi_extra="a\nb")
+    _, joined = make(peer_factory, [], with_line_ends(split, newline))
+    assert plain.ignored_environment_lines == 0 and joined.ignored_environment_lines == 1
+    assert joined.env.pop("agi_extra") == "a\nb"
+    assert plain.env == joined.env
+    assert plain.env["agi_calleridname"] == "Ann (€) : x" and plain.env["agi_arg_1"] == ""
+
+
 def test_hangup_line_before_the_reply_is_remembered(peer_factory: list[Peer]) -> None:
     peer, connection = make(peer_factory, [["HANGUP", "200 result=1"], ["200 result=1"]])
     connection.run("SET VARIABLE", "A", "1")

@@ -80,15 +80,8 @@ def dial(
 
 
 def state_of(call: Call) -> CallState:
-    """The state the server left on the channel. AMI's VarSet event escapes quotes and backslashes."""
-    text, out, escaped = call.variables["IVRKIT_STATE"], [], False
-    for char in text:
-        if escaped or char != "\\":
-            out.append(char)
-            escaped = False
-        else:
-            escaped = True
-    return CallState.from_json("".join(out))
+    """The state the server left on the channel (set by the hand-off's one MSet)."""
+    return CallState.from_channel(call.variables["IVRKIT_STATE"])
 
 
 def report(call: Call) -> tuple[str | None, str | None, str | None]:

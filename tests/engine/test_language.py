@@ -83,7 +83,7 @@ def test_the_chosen_language_goes_through_the_queue_and_back(call: Call, told: t
     assert ("still-busy", "de") in [(e.detail.get("prompt"), e.detail["language"]) for e in result.events
                                     if e.kind == "played"]
     assert told.told == ["de"]  # the channel kept speaking German: nothing to tell when the call came back
-    assert CallState.from_json(result.variables[STATE_VARIABLE]).language == "de"
+    assert CallState.from_channel(result.variables[STATE_VARIABLE]).language == "de"
 
 
 def resumed(language: str, state_language: str | None) -> tuple[SimulatedChannel, list[str]]:

@@ -109,7 +109,7 @@ def test_closed_transfers_and_a_transfer_nobody_answers_ends_the_call(call: Call
     assert heard(result) == ["shut", "we-reopen", "reopen-tomorrow", "time:08:00"]
     assert result.outcome == "transfer:PJSIP/standby"
     assert (result.variables["IVRKIT_RESULT"], result.variables["IVRKIT_TIMEOUT"]) == ("transfer", "20")
-    state = CallState.from_json(result.variables[STATE_VARIABLE])
+    state = CallState.from_channel(result.variables[STATE_VARIABLE])
     assert (state.step, state.maintenance) == (None, "closed")  # no step handed off: the mode did
 
     busy = call(LINE, world=maintenance, start=MONDAY_10, handoffs=[HandoffResult("BUSY", after=5)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_queue_hand_off_sets_the_dialplan_variables(call: Call) -> None:
     assert result.variables["IVRKIT_TARGET"] == "support"
     assert result.variables["IVRKIT_TIMEOUT"] == "120"
     assert result.variables["IVRKIT_PRIORITY"] == "5"
-    state = CallState.from_json(result.variables[STATE_VARIABLE])
+    state = CallState.from_channel(result.variables[STATE_VARIABLE])
     assert (state.flow, state.step, state.vars) == ("q", "join", {"tries": 1})
 
 
@@ -190,6 +191,17 @@ def test_state_round_trips_and_rejects_foreign_text() -> None:
         CallState.from_json(json.dumps([1, 2]))
     with pytest.raises(ValueError, match="keep flow variables small"):
         CallState("f", vars={"big": "x" * 5000}).to_json()
+
+
+def test_on_the_channel_the_state_is_base64url_and_the_json_of_earlier_versions_still_resumes() -> None:
+    state = CallState("f", "s", {"name": 'Ann "A", B\n${SHELL(id)}', "ü": "ß"}, ["m1"], 2, language="de")
+    encoded = state.to_channel()
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", encoded)  # MSet's plain-value alphabet: no comma, quote or ${
+    assert CallState.from_channel(encoded) == state
+    assert CallState.from_channel(state.to_json()) == state  # written as JSON before this version
+    for garbage in ["%%%", "e30", "WzEsMl0"]:  # not base64; {} without a flow; [1,2]
+        with pytest.raises(ValueError, match="not an ivrkit call state"):
+            CallState.from_channel(garbage)
 
 
 def test_journal_has_timestamps_and_an_end(call: Call) -> None:

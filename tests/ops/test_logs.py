@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ivrkit.engine.journal import Journal
 from ivrkit.ops import logs
 
 log = logging.getLogger("ivrkit.agi")
@@ -198,3 +200,20 @@ def test_level_filters_and_bad_settings_say_what_is_allowed() -> None:
         logs.configure("xml")
     with pytest.raises(ValueError, match="use one of debug, info, warning, error, critical"):
         logs.configure("json", "chatty")
+
+
+def test_the_step_comes_from_the_calls_journal_when_a_line_is_written() -> None:
+    """The session's journal is asked where the call is only when a line is written: nothing per step."""
+    out = configured("json")
+    journal = Journal(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    with logs.call_context("1.1", "support", where=journal.where):
+        log.info("before any step")
+        journal.record(journal.started, "step", "support", "main_menu")
+        log.info("in the menu")
+        journal.record(journal.started, "step", "billing", "pay")  # a goto to another flow
+        log.info("in another flow")
+    assert [(line["flow"], line.get("step")) for line in json_lines(out)] == [
+        ("support", None),
+        ("support", "main_menu"),
+        ("billing", "pay"),
+    ]

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from greenlet import getcurrent
 
 from ivrkit.agi.transport import LineSocket
 from ivrkit.server.loop import Loop
@@ -196,3 +197,55 @@ def test_a_sleeping_task_resumes(loop: Loop) -> None:
     loop.spawn(lambda: order.append("ran meanwhile"))
     run_until_done(loop)
     assert order == ["ran meanwhile", "slept"]
+
+
+def test_tasks_reuse_idle_greenlets_and_a_failed_task_leaves_its_worker_serving(
+    loop: Loop, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[object] = []
+
+    def task(number: int) -> None:
+        loop.sleep(0)
+        ran.append(getcurrent())
+        if number == 1:
+            raise RuntimeError("a bug in a task")
+
+    for number in range(3):  # one after another: each finds the worker of the one before idle
+        loop.spawn(task, number)
+        run_until_done(loop)
+    assert len(ran) == 3 and len(set(map(id, ran))) == 1
+    assert "a server task failed" in caplog.text and "a bug in a task" in caplog.text
+
+    for number in range(3, 6):  # at once: each needs a worker of its own
+        loop.spawn(task, number)
+    run_until_done(loop)
+    assert len(set(map(id, ran[3:]))) == 3 and loop.tasks == 0
+
+
+def test_workers_beyond_the_idle_limit_end_with_their_task(loop: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ivrkit.server.loop.MAX_IDLE_WORKERS", 2)
+    workers: list[object] = []
+
+    def task() -> None:
+        workers.append(getcurrent())
+        loop.sleep(0)
+
+    for _ in range(5):
+        loop.spawn(task)
+    run_until_done(loop)
+    assert [worker.dead for worker in workers].count(False) == 2  # type: ignore[attr-defined]
+
+
+def test_a_reused_worker_starts_each_task_with_fresh_context_variables(loop: Loop) -> None:
+    tag: contextvars.ContextVar[str] = contextvars.ContextVar("tag", default="none")
+    seen: list[str] = []
+
+    def task(value: str) -> None:
+        seen.append(tag.get())
+        tag.set(value)  # never reset: the next task on this worker must not see it
+        loop.sleep(0)
+
+    for value in ("a", "b"):
+        loop.spawn(task, value)
+        run_until_done(loop)
+    assert seen == ["none", "none"]

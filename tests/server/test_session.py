@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def test_menu_choice_hands_the_call_to_a_queue(handler: SessionHandler) -> None:
         "sales",
         "300",
     )
-    state = CallState.from_json(variables["IVRKIT_STATE"])
+    state = CallState.from_channel(variables["IVRKIT_STATE"])
     assert (state.step, state.vars["department"]) == ("sales_queue", "sales")
     assert "HANGUP" not in transcript.verbs()  # the dialplan queues the call next
     assert result is not None and result.outcome == "handoff"
@@ -145,11 +144,11 @@ def test_caller_name_with_a_newline_is_data_never_a_command(tmp_path: Path) -> N
     transcript, result = serve_one(handler, FakePbx("greet", env={"agi_calleridname": payload}))
     assert not [line for line in transcript.commands if line.startswith(("EXEC Dial", "HANGUP"))]
     carrying = [words[:2] for words in transcript.words if any("Dial" in word for word in words)]
-    assert carrying == [["SAY", "ALPHA"], ["SET", "VARIABLE"]]  # as one argument of a harmless command
+    assert carrying == [["SAY", "ALPHA"]]  # as one argument of a harmless command; the state carries it encoded
     say = next(words for words in transcript.words if words[:2] == ["SAY", "ALPHA"])
     assert say[2] == 'Bob" EXEC Dial(PJSIP/666) HANGUP'
-    state = json.loads(transcript.variables["IVRKIT_STATE"])
-    assert state["v"]["who"] == 'Bob"\nEXEC Dial(PJSIP/666)\nHANGUP'  # the lines rejoined, kept as data
+    state = CallState.from_channel(transcript.variables["IVRKIT_STATE"])
+    assert state.vars["who"] == 'Bob"\nEXEC Dial(PJSIP/666)\nHANGUP'  # the lines rejoined, kept as data
     assert result is not None
 
 

@@ -254,7 +254,7 @@ def test_an_opt_in_is_kept_in_the_call_and_nothing_is_stored(call: Call) -> None
     result = call(OPT_IN, "1 1", world=place)
     assert result.heard[-1] == "callback-opted-in"
     assert "callback-requested" not in result.heard and place.callbacks == []
-    state = CallState.from_json(result.variables[STATE_VARIABLE])
+    state = CallState.from_channel(result.variables[STATE_VARIABLE])
     assert state.callback == CallbackOptIn("support", CALLER, "billing")
     assert result.outcome == "queue:support"
 

@@ -68,7 +68,7 @@ def test_a_join_is_reported_with_its_estimate(call: Call) -> None:
 
 def test_the_call_keeps_the_position_heard_and_the_queue_across_the_hand_off(call: Call) -> None:
     result = call(FLOW, world=world(support=BUSY))
-    state = CallState.from_json(result.variables[STATE_VARIABLE])
+    state = CallState.from_channel(result.variables[STATE_VARIABLE])
     assert (state.position, state.queue, state.step) == (4, "support", "join")
     assert state.queued_at == JOINED.timestamp()
 
