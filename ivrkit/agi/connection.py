@@ -21,7 +21,6 @@ Exactly one command is in flight at a time, and each waits for its reply no long
 from __future__ import annotations
 
 import functools
-import re
 import socket
 import sys
 import time
@@ -63,10 +62,6 @@ class CommandFailed(AGIAppError):
 
 class ReplyTimeout(AGIError):
     """No reply within the command's time limit: the peer is silent."""
-
-
-# wire.ENVIRONMENT_LINE over a whole block, one line each; a trailing CR is not part of the value
-_ENVIRONMENT_PAIRS = re.compile(r"^(agi_\w*): ?(.*?)\r*$", re.MULTILINE)
 
 
 def _quote(value: Any) -> str:
@@ -140,17 +135,17 @@ class AgiConnection(AGI):  # pyst2 has no type information: its methods are Any
         if not block:
             raise ProtocolError("the environment block is empty: the peer is not Asterisk")
         text = b"\n".join(block).decode("utf-8", "replace")
-        pairs = _ENVIRONMENT_PAIRS.findall(text)
+        pairs = wire.ENVIRONMENT_LINES.findall(text)
         if len(pairs) == len(block):  # every line a key and a value, as Asterisk writes them: read in one go
             self.env = {sys.intern(key): sys.intern(value) if len(value) <= 8 else value for key, value in pairs}
             return
-        env, intern, match = self.env, sys.intern, wire.ENVIRONMENT_LINE.fullmatch
+        env, intern = self.env, sys.intern
         last: str | None = None
         for line in text.split("\n"):
             line = line.rstrip("\r")
-            item = match(line)
+            item = wire.parse_environment_line(line)
             if item is not None:
-                last, value = intern(item[1]), item[2]  # the same two dozen keys on every call: share them
+                last, value = intern(item[0]), item[1]  # the same two dozen keys on every call: share them
                 env[last] = intern(value) if len(value) <= 8 else value
             elif last is not None:
                 env[last] += "\n" + line

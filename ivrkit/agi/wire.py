@@ -222,6 +222,7 @@ def parse_environment_line(line: str) -> tuple[str, str] | None:
 
 
 ENVIRONMENT_LINE = re.compile(r"(agi_\w*): ?(.*)", re.DOTALL)  # the key, then the value after one optional blank
+ENVIRONMENT_LINES = re.compile(r"^(agi_\w*): ?(.*?)\r*$", re.MULTILINE)  # the same over a block; a line's CRs dropped
 
 
 @dataclass(frozen=True)
