@@ -18,6 +18,7 @@ import itertools
 import logging
 import os
 import select
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from greenlet import GreenletExit, getcurrent, greenlet
 
 log = logging.getLogger("ivrkit.server")
 
+WRITE_BATCH = 16  # command lines held back at most (write_soon)
 MAX_IDLE_WORKERS = 256  # greenlets kept for the next calls; beyond these, a worker ends with its task
 READ_EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
 WRITE_EVENTS = READ_EVENTS | select.EPOLLOUT
@@ -52,6 +54,7 @@ class Loop:
         self._calls: deque[Callable[[], None]] = deque()  # from other threads
         self._starting: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._idle: list[greenlet] = []  # workers waiting for a task
+        self._writes: list[tuple[socket.socket, bytes]] = []  # command lines to send before the next wait
         self._waits: dict[int, _Wait] = {}  # fd → the greenlet waiting on it
         self._pending: set[int] = set()  # fds that had an event while nobody waited
         self._timers: list[tuple[float, int, _Wait]] = []  # heap; entries of finished waits stay until popped
@@ -103,6 +106,32 @@ class Loop:
         finally:
             self._epoll.modify(fd, READ_EVENTS)
 
+    def write_soon(self, sock: socket.socket, data: bytes) -> bool:
+        """Queue a command line; the queue is written when it holds ``WRITE_BATCH`` lines and whenever the loop
+        is about to wait. At 100 busy calls a peer (Asterisk, the load generator) is then woken once for several
+        commands: each wake-up of a process on another core cost more than the rest of the ``send()``. A lone
+        call's command goes out as soon as it waits for its reply."""
+        self._writes.append((sock, data))
+        if len(self._writes) >= WRITE_BATCH:
+            self._flush_writes()
+        return True
+
+    def _flush_writes(self) -> None:
+        writes, self._writes = self._writes, []
+        for sock, data in writes:
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as error:  # the peer is gone: the call's read finds out and ends the session
+                log.debug("write to a closed connection dropped: %s", error)
+                continue
+            if sent < len(data):
+                # one command in flight and no room for the next: the peer reads nothing; end the connection
+                log.warning("peer %s takes no data; connection ended", _peer(sock))
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
     def sleep(self, seconds: float) -> None:
         self._wait(-1, time.monotonic() + seconds)
 
@@ -141,6 +170,8 @@ class Loop:
                 job = self._starting.popleft()
                 worker = self._idle.pop() if self._idle else greenlet(self._work, parent=hub)
                 worker.switch(job)  # returns here when the task waits, ends, or its worker goes idle
+            if self._writes:
+                self._flush_writes()
             if until():
                 return
             timeout = self._next_timeout()
@@ -184,7 +215,16 @@ class Loop:
 
     def close(self) -> None:
         """From the loop's thread, once :meth:`run` has returned: ends the idle workers, closes the epoll."""
+        self._flush_writes()
         while self._idle:
             self._idle.pop().throw(GreenletExit)
         self._epoll.close()
         os.close(self._wakeup)
+
+
+def _peer(sock: socket.socket) -> str:
+    try:
+        name = sock.getpeername()
+    except OSError:
+        return "(gone)"
+    return str(name[0]) if isinstance(name, tuple) else str(name) or "(local)"

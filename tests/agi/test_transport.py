@@ -143,6 +143,9 @@ class CountingWaiter:
     def wait_writable(self, fd: int, deadline: float) -> bool:
         return BLOCKING.wait_writable(fd, deadline)
 
+    def write_soon(self, sock: socket.socket, data: bytes) -> bool:
+        return False
+
 
 def test_an_environment_already_there_is_read_without_waiting_and_a_reply_after_a_wait() -> None:
     """Asterisk writes the environment as it connects: waiting first would cost a new call a loop round."""

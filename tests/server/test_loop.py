@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import select
 import socket
 import threading
 import time
@@ -249,3 +251,80 @@ def test_a_reused_worker_starts_each_task_with_fresh_context_variables(loop: Loo
         loop.spawn(task, value)
         run_until_done(loop)
     assert seen == ["none", "none"]
+
+
+def test_commands_are_written_in_batches_and_always_before_the_loop_waits(
+    loop: Loop, pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines are held back until WRITE_BATCH of them gather; whatever is held goes out before the loop waits,
+    so a lone call's command is never stuck. Each call still gets its own reply."""
+    monkeypatch.setattr("ivrkit.server.loop.WRITE_BATCH", 3)
+    pairs = [pair() for _ in range(4)]
+    readable_after_send: list[bool] = []
+    replies: dict[int, bytes | None] = {}
+
+    def call(number: int, sock: socket.socket, peer: socket.socket) -> None:
+        lines = LineSocket(sock, loop)
+        lines.send(b"COMMAND %d\n" % number, 5.0)
+        readable_after_send.append(bool(select.select([peer], [], [], 0)[0]))
+        replies[number] = lines.read_line(100, 5.0)
+        lines.close()
+
+    def answer() -> None:
+        for _, peer in pairs:
+            line = peer.recv(100)
+            peer.sendall(b"reply to " + line)
+
+    for number, (ours, peer) in enumerate(pairs):
+        loop.spawn(call, number, ours, peer)
+    threading.Thread(target=answer, daemon=True).start()
+    run_until_done(loop)
+    # the first two wait in the batch; the third fills it and all three go; the fourth goes when the loop waits
+    assert readable_after_send == [False, False, True, False]
+    assert replies == {number: b"reply to COMMAND %d" % number for number in range(4)}
+
+
+def test_a_held_command_to_a_peer_that_has_gone_ends_only_that_call(loop: Loop, pair: Pair) -> None:
+    gone_ours, gone_peer = pair()
+    live_ours, live_peer = pair()
+    results: dict[str, object] = {}
+
+    def call(name: str, sock: socket.socket) -> None:
+        lines = LineSocket(sock, loop)
+        lines.send(b"ANSWER\n", 5.0)
+        try:
+            results[name] = lines.read_line(100, 5.0)
+        except OSError as error:
+            results[name] = type(error).__name__
+        lines.close()
+
+    gone_peer.close()
+    loop.spawn(call, "gone", gone_ours)
+    loop.spawn(call, "live", live_ours)
+    threading.Thread(target=lambda: (live_peer.recv(100), live_peer.sendall(b"200 result=0\n")), daemon=True).start()
+    run_until_done(loop)
+    assert results["live"] == b"200 result=0"
+    assert results["gone"] in (None, "ConnectionResetError")  # the end of the stream, however the kernel says it
+
+
+def test_a_peer_that_reads_nothing_has_its_connection_ended(
+    loop: Loop, pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A held line that does not fit whole (the peer left everything before it unread) is not retried from the
+    loop: the connection is shut down, so the call's read ends at once instead of at its deadline."""
+    ours, _silent = pair()
+    ours.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            ours.send(b"x" * 65536)  # fill both buffers: the peer reads nothing
+    result: list[bytes | None] = []
+
+    def call() -> None:
+        lines = LineSocket(ours, loop)
+        lines.send(b"ANSWER\n", 5.0)
+        result.append(lines.read_line(100, 5.0))
+
+    loop.spawn(call)
+    run_until_done(loop)
+    assert result == [None]
+    assert "takes no data; connection ended" in caplog.text
