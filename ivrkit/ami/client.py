@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import overload
+from typing import Any, overload
 
 log = logging.getLogger(__name__)
 
@@ -482,15 +482,7 @@ class AmiClient:
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(event)`` for every event from now on (on the reader thread); returns a remover."""
-        with self._lock:
-            self._listeners.append(listener)
-
-        def remove() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return remove
+        return subscribe(self._lock, self._listeners, listener)
 
     def mark(self) -> int:
         """A position in the event history: events arriving from now on are "since" this mark."""
@@ -661,3 +653,16 @@ class EventCursor:
             if predicate(event):
                 return event
             seen.append(event.name)
+
+
+def subscribe(lock: threading.Lock, items: list[Any], item: Any) -> Callable[[], None]:
+    """Add ``item`` to ``items`` under ``lock``; returns the function that takes it out again (at most once)."""
+    with lock:
+        items.append(item)
+
+    def remove() -> None:
+        with lock:
+            if item in items:
+                items.remove(item)
+
+    return remove

@@ -33,6 +33,7 @@ from ivrkit.ami.client import (
     HeaderValue,
     Listener,
     Message,
+    subscribe,
 )
 
 log = logging.getLogger("ivrkit.ami")
@@ -121,15 +122,7 @@ class AmiSession:
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Hear every event of every connection from now on; returns a remover."""
-        with self._lock:
-            self._listeners.append(listener)
-
-        def remove() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return remove
+        return subscribe(self._lock, self._listeners, listener)
 
     def on_connected(self, hook: ConnectedHook) -> Callable[[], None]:
         """Run ``hook(generation)`` on the session's thread after each login; returns a remover.
@@ -137,15 +130,7 @@ class AmiSession:
         Listeners already hear the new connection's events when it runs. A hook may send; one that raises is
         logged and the connection stays up.
         """
-        with self._lock:
-            self._hooks.append(hook)
-
-        def remove() -> None:
-            with self._lock:
-                if hook in self._hooks:
-                    self._hooks.remove(hook)
-
-        return remove
+        return subscribe(self._lock, self._hooks, hook)
 
     # -- state -------------------------------------------------------------------------------------------
 

@@ -22,7 +22,6 @@ FORMATS = ("json", "text")
 
 _uniqueid: ContextVar[str | None] = ContextVar("ivrkit_uniqueid", default=None)
 _flow: ContextVar[str | None] = ContextVar("ivrkit_flow", default=None)
-_step: ContextVar[str | None] = ContextVar("ivrkit_step", default=None)
 Where = Callable[[], tuple[str | None, str | None]]  # the call's (flow, step) now; None for either: not known
 _where: ContextVar[Where | None] = ContextVar("ivrkit_where", default=None)
 
@@ -39,21 +38,13 @@ def call_context(uniqueid: str, flow: str, where: Where | None = None) -> Iterat
     """Tag every log line written inside the block (in this thread or task) with the call and its flow.
     ``where`` is asked for the call's flow and step only when a line is written (the session's journal knows
     them), so a call pays nothing for its steps while nothing is logged."""
-    tokens = (_uniqueid.set(uniqueid), _flow.set(flow), _step.set(None), _where.set(where))
+    tokens = (_uniqueid.set(uniqueid), _flow.set(flow), _where.set(where))
     try:
         yield
     finally:
-        _where.reset(tokens[3])
-        _step.reset(tokens[2])
+        _where.reset(tokens[2])
         _flow.reset(tokens[1])
         _uniqueid.reset(tokens[0])
-
-
-def set_step(step: str | None, flow: str | None = None) -> None:
-    """The step the call is in now; pass `flow` too when the call moved to another flow."""
-    _step.set(step)
-    if flow is not None:
-        _flow.set(flow)
 
 
 class CallContextFilter(logging.Filter):
@@ -68,7 +59,7 @@ class CallContextFilter(logging.Filter):
         if "flow" not in d:
             d["flow"] = flow or _flow.get()
         if "step" not in d:
-            d["step"] = step or _step.get()
+            d["step"] = step
         return True
 
 

@@ -40,8 +40,7 @@ def json_lines(out: io.StringIO) -> list[dict[str, Any]]:
 
 def test_json_line_has_time_level_logger_message_call_fields_and_extras() -> None:
     out = configured("json")
-    with logs.call_context("1712345678.42", "support"):
-        logs.set_step("main_menu")
+    with logs.call_context("1712345678.42", "support", where=lambda: ("support", "main_menu")):
         log.info("session ended", extra={"outcome": "queue", "commands": 12})
     [line] = json_lines(out)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line.pop("ts"))
@@ -87,9 +86,10 @@ def test_json_carries_the_exception_as_a_string() -> None:
 
 def test_text_line_layout() -> None:
     out = configured("text")
-    with logs.call_context("1712345678.42", "support"):
+    step: list[str | None] = [None]
+    with logs.call_context("1712345678.42", "support", where=lambda: ("support", step[0])):
         log.info("session started")
-        logs.set_step("main_menu")
+        step[0] = "main_menu"
         log.info("session ended", extra={"outcome": "queue", "commands": 12})
     log.info("idle", extra={"note": "two words", "empty": ""})
     first, second, third = out.getvalue().splitlines()
@@ -109,8 +109,7 @@ def test_each_thread_logs_its_own_call_while_both_run_at_once() -> None:
 
     def session(uniqueid: str, flow: str, step: str) -> None:
         try:
-            with logs.call_context(uniqueid, flow):
-                logs.set_step(step)
+            with logs.call_context(uniqueid, flow, where=lambda: (flow, step)):
                 both_inside.wait()  # the other thread has set its own call by now
                 log.info(f"in {uniqueid}")
                 both_inside.wait()
@@ -142,10 +141,9 @@ def test_each_thread_logs_its_own_call_while_both_run_at_once() -> None:
         assert "uniqueid" not in by_msg[f"after {uniqueid}"]
 
 
-def test_call_context_restores_what_was_there_and_set_step_can_change_the_flow() -> None:
+def test_call_context_restores_what_was_there_and_the_journal_can_move_the_call_to_another_flow() -> None:
     out = configured("json")
-    with logs.call_context("1.1", "support"):
-        logs.set_step("transfer", flow="billing")
+    with logs.call_context("1.1", "support", where=lambda: ("billing", "transfer")):
         log.info("moved")
         with logs.call_context("2.2", "other"):
             log.info("nested")
